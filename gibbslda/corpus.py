@@ -1,0 +1,261 @@
+"""Users x items interactions as a corpus: CSR offsets, token item ids, id maps.
+
+Each user is a document and each interaction with an item one or more tokens of that item
+(an integer weight is a repeat count). Tokens are grouped by user; within a user they are
+ordered by item index. Users and items are indexed in the sorted order of their original
+ids, so the corpus does not depend on the order of the input rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A users x items token corpus.
+
+    Attributes
+    ----------
+    indptr : int64 (n_users + 1,)  user ``d`` owns tokens ``indptr[d]:indptr[d + 1]``.
+    words : int32 (n_tokens,)  item index of each token, grouped by user.
+    user_ids : (n_users,)  original id of each user index.
+    item_ids : (n_items,)  original id of each item index (the vocabulary).
+    n_dropped_users : int  users in the input left with no tokens, and so dropped.
+    n_dropped_tokens : int  tokens whose item is not in a given vocabulary, dropped.
+    """
+
+    indptr: np.ndarray
+    words: np.ndarray
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    n_dropped_users: int = 0
+    n_dropped_tokens: int = 0
+
+    @property
+    def n_users(self) -> int:
+        return int(self.indptr.shape[0] - 1)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.words.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens per user, int64 (n_users,)."""
+        return np.diff(self.indptr)
+
+    def __repr__(self) -> str:
+        return (f"Corpus(n_users={self.n_users}, n_items={self.n_items}, "
+                f"n_tokens={self.n_tokens}, n_dropped_users={self.n_dropped_users})")
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The users x items count matrix as a CSR triplet (indptr, indices, data)."""
+        users = np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths)
+        keys = users * max(self.n_items, 1) + self.words
+        uniq, data = np.unique(keys, return_counts=True)
+        rows = uniq // max(self.n_items, 1)
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
+        return indptr, (uniq % max(self.n_items, 1)).astype(np.int32), data.astype(np.int64)
+
+    @classmethod
+    def from_frame(cls, df, *, user: str = "user_id", item: str = "item_id",
+                   weight: str | None = None, vocabulary=None, drop_empty: bool = True
+                   ) -> "Corpus":
+        """Build from a polars or pandas frame with one row per interaction.
+
+        Parameters
+        ----------
+        df : polars.DataFrame | polars.LazyFrame | pandas.DataFrame
+        user, item : column names of the user and item ids (no nulls).
+        weight : optional column of non-negative integer repeat counts (default 1 a row).
+        vocabulary : optional item ids to index items by (for example a fitted model's
+            ``item_ids_``); rows with other items are dropped and counted.
+        drop_empty : drop users left with no tokens (counted in ``n_dropped_users``).
+        """
+        frame = _as_polars(df)
+        columns = [user, item] + ([weight] if weight is not None else [])
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"column {missing[0]!r} not found; the frame has columns "
+                             f"{frame.columns}: pass user=, item= or weight= to name yours")
+        for name in (user, item):
+            n_null = frame.get_column(name).null_count()
+            if n_null:
+                raise ValueError(f"column {name!r} has {n_null} null ids; drop or fill those "
+                                 "rows first")
+        frame = frame.select(
+            pl.col(user).alias("user"),
+            pl.col(item).alias("item"),
+            _weights(frame, weight).alias("weight"),
+        )
+        return _build(frame, vocabulary, drop_empty)
+
+    @classmethod
+    def from_csr(cls, indptr, indices=None, data=None, *, n_items: int | None = None,
+                 drop_empty: bool = True) -> "Corpus":
+        """Build from a users x items count matrix in CSR form.
+
+        Pass the triplet, or one object with ``.indptr``, ``.indices`` and ``.data`` (a
+        scipy.sparse CSR matrix or array works). ``data`` holds non-negative integer
+        counts (default 1 each). User ids are row numbers, item ids column numbers.
+        """
+        if indices is None and hasattr(indptr, "indices"):
+            matrix = indptr
+            indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+            if n_items is None and getattr(matrix, "shape", None) is not None:
+                n_items = int(matrix.shape[1])
+        if indices is None:
+            raise TypeError("from_csr needs (indptr, indices, data) or an object with "
+                            ".indptr, .indices and .data")
+        indptr = np.asarray(indptr)
+        indices = np.asarray(indices)
+        if indptr.ndim != 1 or indptr.size == 0 or indices.ndim != 1:
+            raise ValueError("indptr and indices must be 1-D and indptr non-empty")
+        if np.any(np.diff(indptr) < 0) or indptr[0] != 0 or indptr[-1] != indices.size:
+            raise ValueError("indptr must start at 0, never decrease and end at len(indices)")
+        if indices.size and (indices.min() < 0):
+            raise ValueError("indices must be >= 0 (column numbers)")
+        n_cols = int(indices.max()) + 1 if indices.size else 0
+        if n_items is not None and n_cols > n_items:
+            raise ValueError(f"indices reach column {n_cols - 1} but n_items is {n_items}")
+        data = np.ones(indices.size, dtype=np.int64) if data is None else np.asarray(data)
+        rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+        frame = pl.DataFrame({"user": rows, "item": indices.astype(np.int64),
+                              "weight": _check_weights(pl.Series("data", data), "data")})
+        vocabulary = np.arange(n_items if n_items is not None else n_cols, dtype=np.int64)
+        return _build(frame, vocabulary, drop_empty, users=np.arange(indptr.size - 1))
+
+    @classmethod
+    def from_lists(cls, users_items, *, user_ids=None, vocabulary=None,
+                   drop_empty: bool = True) -> "Corpus":
+        """Build from one list of item ids per user; each occurrence is one token."""
+        users_items = list(users_items)
+        if user_ids is None:
+            user_ids = np.arange(len(users_items), dtype=np.int64)
+        user_ids = np.asarray(user_ids)
+        if user_ids.shape[0] != len(users_items):
+            raise ValueError(f"user_ids has {user_ids.shape[0]} ids for "
+                             f"{len(users_items)} lists of items")
+        lengths = np.array([len(items) for items in users_items], dtype=np.int64)
+        flat = [w for items in users_items for w in items]
+        frame = pl.DataFrame({"user": np.repeat(np.arange(len(users_items)), lengths),
+                              "item": pl.Series(flat, strict=False) if flat else [],
+                              "weight": np.ones(len(flat), dtype=np.int64)})
+        if any(v is None for v in flat):
+            raise ValueError("item ids must not be None")
+        corpus = _build(frame, vocabulary, drop_empty, users=np.arange(len(users_items)))
+        return _relabel_users(corpus, user_ids)
+
+    def with_vocabulary(self, item_ids) -> "Corpus":
+        """The same users indexed against another vocabulary; unknown items are dropped."""
+        frame = pl.DataFrame({
+            "user": np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths),
+            "item": pl.Series(self.item_ids[self.words]),
+            "weight": np.ones(self.n_tokens, dtype=np.int64),
+        })
+        corpus = _build(frame, item_ids, drop_empty=False, users=np.arange(self.n_users))
+        return _relabel_users(corpus, self.user_ids)
+
+
+def as_corpus(x, *, vocabulary=None, drop_empty: bool = True) -> Corpus:
+    """Accept a Corpus, a CSR-like object or one list of item ids per user."""
+    if isinstance(x, Corpus):
+        return x if vocabulary is None else x.with_vocabulary(vocabulary)
+    if hasattr(x, "indptr") and hasattr(x, "indices"):
+        corpus = Corpus.from_csr(x, drop_empty=drop_empty)
+        return corpus if vocabulary is None else corpus.with_vocabulary(vocabulary)
+    if isinstance(x, (pl.DataFrame, pl.LazyFrame, pd.DataFrame)):
+        raise TypeError("a data frame needs its column names: build the corpus with "
+                        "Corpus.from_frame(df, user=..., item=...)")
+    if isinstance(x, (list, tuple)):
+        return Corpus.from_lists(x, vocabulary=vocabulary, drop_empty=drop_empty)
+    raise TypeError(f"expected a Corpus, a CSR matrix or a list of item lists, "
+                    f"got {type(x).__name__}")
+
+
+def _as_polars(df) -> pl.DataFrame:
+    if isinstance(df, pl.LazyFrame):
+        return df.collect()
+    if isinstance(df, pl.DataFrame):
+        return df
+    if isinstance(df, pd.DataFrame):
+        return pl.from_pandas(df)
+    raise TypeError(f"expected a polars or pandas DataFrame, got {type(df).__name__}")
+
+
+def _weights(frame: pl.DataFrame, weight: str | None) -> pl.Expr:
+    if weight is None:
+        return pl.lit(1, dtype=pl.Int64)
+    return pl.lit(_check_weights(frame.get_column(weight), weight))
+
+
+def _check_weights(values: pl.Series, name: str) -> pl.Series:
+    if values.null_count():
+        raise ValueError(f"column {name!r} has {values.null_count()} null weights; fill "
+                         "them (for example with 1) or drop those rows")
+    if values.dtype.is_float():
+        if not values.is_finite().all() or (values != values.round()).any():
+            raise ValueError(f"column {name!r} must hold whole repeat counts, found "
+                             "fractional or non-finite values; round or rescale them")
+    elif not values.dtype.is_integer():
+        raise TypeError(f"column {name!r} must be integer repeat counts, got {values.dtype}")
+    if values.len() and values.min() < 0:
+        raise ValueError(f"column {name!r} has negative weights (min {values.min()}); "
+                         "weights are repeat counts, so filter or clip them to >= 0")
+    return values.cast(pl.Int64)
+
+
+def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Corpus:
+    """Index users and items, aggregate weights, expand to tokens grouped by user."""
+    n_input_tokens = int(frame.get_column("weight").sum() or 0)
+    if users is None:
+        users = frame.get_column("user").unique().sort().to_numpy()
+    if vocabulary is None:
+        positive = frame.filter(pl.col("weight") > 0)
+        vocab = positive.get_column("item").unique().sort()
+    else:
+        vocab = pl.Series("item", np.asarray(vocabulary))
+    user_map = pl.DataFrame({"user": pl.Series(users).cast(frame.schema["user"]),
+                             "d": np.arange(len(users), dtype=np.int64)})
+    try:
+        item_map = pl.DataFrame({"item": vocab.cast(frame.schema["item"], strict=False),
+                                 "w": np.arange(vocab.len(), dtype=np.int32)})
+    except pl.exceptions.PolarsError:
+        item_map = pl.DataFrame({"item": [], "w": []}, schema={"item": frame.schema["item"],
+                                                              "w": pl.Int32})
+    pairs = (frame.join(user_map, on="user").join(item_map, on="item")
+             .group_by("d", "w").agg(pl.col("weight").sum())
+             .filter(pl.col("weight") > 0).sort("d", "w"))
+    d = pairs.get_column("d").to_numpy()
+    w = pairs.get_column("w").to_numpy().astype(np.int32)
+    weight = pairs.get_column("weight").to_numpy()
+    lengths = np.bincount(d, weights=weight, minlength=len(users)).astype(np.int64)
+    words = np.repeat(w, weight)
+    keep = lengths > 0 if drop_empty else np.ones(len(users), dtype=bool)
+    indptr = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+    np.cumsum(lengths[keep], out=indptr[1:])
+    corpus = Corpus(indptr=indptr, words=np.ascontiguousarray(words, dtype=np.int32),
+                    user_ids=np.asarray(users)[keep], item_ids=vocab.to_numpy(),
+                    n_dropped_users=int((~keep).sum()),
+                    n_dropped_tokens=n_input_tokens - int(words.shape[0]))
+    if corpus.n_tokens == 0:
+        raise ValueError("the corpus is empty: no user has a token with a positive weight"
+                         + (" and a known item" if vocabulary is not None else "")
+                         + "; check the filters and the weight column")
+    return corpus
+
+
+def _relabel_users(corpus: Corpus, user_ids: np.ndarray) -> Corpus:
+    """Replace row-number user ids by the caller's ids (rows kept by ``_build``)."""
+    kept = corpus.user_ids.astype(np.int64)
+    return Corpus(corpus.indptr, corpus.words, np.asarray(user_ids)[kept], corpus.item_ids,
+                  corpus.n_dropped_users, corpus.n_dropped_tokens)

@@ -1,0 +1,185 @@
+"""Save and load fitted models: npz (never pickled) + JSON + Parquet id maps.
+
+A model folder holds:
+
+- ``model.json``: schema version, gibbslda version, parameters, fitted scalars;
+- ``arrays.npz``: the chain (offsets, token items, topics), the priors, the random stream
+  states and the log-likelihood history; read with ``allow_pickle=False``;
+- ``users.parquet`` and ``items.parquet``: the original user and item ids, in index order.
+
+The counts are not stored: they are rebuilt from the topics on load (O(tokens)), so a
+folder cannot hold counts that disagree with its assignments. Writing goes to a temporary
+folder beside the target that is then renamed into place, so a reader never sees half a
+model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from gibbslda import sampler as _sampler
+from gibbslda.corpus import Corpus
+from gibbslda.errors import ModelFileError
+
+SCHEMA_VERSION = 1
+FORMAT = "gibbslda-model"
+_ARRAYS = ("indptr", "words", "z", "alpha", "rng", "loglik")
+
+
+def save(model, path) -> Path:
+    """Write ``model`` (fitted) to the folder ``path``, replacing what was there."""
+    state = model._check_fitted()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "gibbslda_version": version("gibbslda"),
+        "params": model.get_params() | {"random_state": _jsonable(model.random_state)},
+        "fitted": {
+            "n_topics": int(state.n_k.shape[0]),
+            "n_users": int(state.n_dk.shape[0]),
+            "n_items": int(state.n_wk.shape[0]),
+            "n_tokens": state.n_tokens,
+            "n_iter": int(model.n_iter_),
+            "seconds": float(model.seconds_),
+            "beta": float(state.beta),
+            "sampler": state.sampler,
+            "seed_entropy": str(model.seed_entropy_),
+            "n_dropped_users": int(model.corpus_.n_dropped_users),
+        },
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        np.savez(tmp / "arrays.npz", indptr=state.indptr, words=state.words, z=state.z,
+                 alpha=state.alpha, rng=state.rng, loglik=model.loglik_)
+        pl.DataFrame({"user_id": model.user_ids_}).write_parquet(tmp / "users.parquet")
+        pl.DataFrame({"item_id": model.item_ids_}).write_parquet(tmp / "items.parquet")
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2))
+        _replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load(path):
+    """Read a model folder written by :func:`save`. Raises ModelFileError when it is
+    missing, damaged, from an unknown schema, or holds anything that would need pickle."""
+    from gibbslda.model import LDA
+
+    path = Path(path)
+    meta = _read_meta(path)
+    arrays = _read_arrays(path / "arrays.npz")
+    try:
+        users = pl.read_parquet(path / "users.parquet").get_column("user_id").to_numpy()
+        items = pl.read_parquet(path / "items.parquet").get_column("item_id").to_numpy()
+    except Exception as exc:  # polars raises several types for a bad file
+        raise ModelFileError(f"{path}: id maps unreadable ({exc}); the folder is damaged, "
+                             "save the model again") from exc
+    fitted = meta["fitted"]
+    n_topics, n_items = fitted["n_topics"], fitted["n_items"]
+    _check_shapes(path, arrays, fitted, users, items)
+    params = dict(meta["params"])
+    model = LDA(**params)
+    n_dk, n_wk, n_k = _sampler.counts_from_z(arrays["indptr"], arrays["words"], arrays["z"],
+                                              n_topics, n_items)
+    model.state_ = _sampler.GibbsState(
+        indptr=arrays["indptr"], words=arrays["words"], z=arrays["z"], n_dk=n_dk,
+        n_wk=n_wk, n_k=n_k, alpha=arrays["alpha"], beta=float(fitted["beta"]),
+        rng=arrays["rng"], sampler=fitted["sampler"])
+    model.corpus_ = Corpus(arrays["indptr"], arrays["words"], users, items,
+                           n_dropped_users=fitted.get("n_dropped_users", 0))
+    model.n_iter_ = int(fitted["n_iter"])
+    model.seconds_ = float(fitted["seconds"])
+    model.seed_entropy_ = int(fitted["seed_entropy"])
+    model.loglik_ = arrays["loglik"]
+    return model
+
+
+def _read_meta(path: Path) -> dict:
+    if not (path / "model.json").is_file():
+        raise ModelFileError(f"{path} is not a gibbslda model folder (no model.json); "
+                             "pass the folder that LDA.save wrote")
+    try:
+        meta = json.loads((path / "model.json").read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}/model.json is not valid JSON ({exc}); the folder is "
+                             "damaged, save the model again") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}/model.json is not a gibbslda model description")
+    schema = meta.get("schema_version")
+    if schema != SCHEMA_VERSION:
+        raise ModelFileError(
+            f"{path} uses model schema {schema!r}; this gibbslda ({version('gibbslda')}) "
+            f"reads schema {SCHEMA_VERSION}: use the gibbslda version that wrote it "
+            f"({meta.get('gibbslda_version', 'unknown')}) or retrain")
+    return meta
+
+
+def _read_arrays(file: Path) -> dict:
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            missing = [name for name in _ARRAYS if name not in npz.files]
+            if missing:
+                raise ModelFileError(f"{file} lacks arrays {missing}; the folder is damaged")
+            return {name: np.ascontiguousarray(npz[name]) for name in _ARRAYS}
+    except ModelFileError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ModelFileError(f"{file} holds object arrays, which only pickle can read; "
+                                 "gibbslda never unpickles model files") from exc
+        raise ModelFileError(f"{file} is damaged ({exc}); save the model again") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{file} is missing or damaged ({exc}); save the model "
+                             "again") from exc
+
+
+def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
+    expected = {
+        "indptr": ((fitted["n_users"] + 1,), np.int64),
+        "words": ((fitted["n_tokens"],), np.int32),
+        "z": ((fitted["n_tokens"],), np.int32),
+        "alpha": ((fitted["n_topics"],), np.float64),
+        "loglik": (None, a["loglik"].dtype),
+    }
+    for name, (shape, dtype) in expected.items():
+        if (shape is not None and a[name].shape != shape) or a[name].dtype != dtype:
+            raise ModelFileError(f"{path}: array {name!r} has shape {a[name].shape} and "
+                                 f"dtype {a[name].dtype}, expected {shape} {np.dtype(dtype)}")
+    if a["rng"].dtype != np.uint64 or a["rng"].ndim != 2 or a["rng"].shape[1] != 4:
+        raise ModelFileError(f"{path}: random stream states are malformed")
+    n_tokens = fitted["n_tokens"]
+    if (a["indptr"][0] != 0 or a["indptr"][-1] != n_tokens or np.any(np.diff(a["indptr"]) < 0)
+            or (n_tokens and (a["words"].min() < 0 or a["words"].max() >= fitted["n_items"]
+                              or a["z"].min() < 0 or a["z"].max() >= fitted["n_topics"]))):
+        raise ModelFileError(f"{path}: token arrays are inconsistent; the folder is damaged")
+    if len(users) != fitted["n_users"] or len(items) != fitted["n_items"]:
+        raise ModelFileError(f"{path}: id maps do not match the model's users and items")
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    """Move the finished folder ``tmp`` to ``path``; an old model is removed only after."""
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, np.integer):
+        return int(value)
+    return None  # a Generator is not saved: the resolved seed entropy is

@@ -1,0 +1,276 @@
+"""The estimator: validation, orchestration of the sweeps, fitted attributes."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+
+from gibbslda import _rng, sampler as _sampler
+from gibbslda.corpus import Corpus, as_corpus
+from gibbslda.errors import NotFittedError
+
+HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
+                          ("loglik", np.float64)])
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    """What the estimator reports to ``callback`` after every sweep.
+
+    ``loglik`` is log p(w, z) per token when it was evaluated at this iteration, else None.
+    """
+
+    iteration: int
+    n_iter: int
+    seconds: float
+    tokens_per_second: float
+    loglik: float | None
+
+
+class LDA:
+    """Latent Dirichlet allocation of users x items, fitted by collapsed Gibbs sampling.
+
+    Parameters
+    ----------
+    n_topics : int
+        Number of interests (topics) K.
+    alpha : float or array-like of shape (K,), default 0.1
+        Dirichlet prior on each user's topic mix; an array gives an asymmetric prior.
+    beta : float, default 0.01
+        Symmetric Dirichlet prior on each topic's distribution over items.
+    n_iter : int, default 200
+        Gibbs sweeps that ``fit`` runs (and the total that ``resume()`` runs up to).
+    random_state : int, numpy Generator or None
+        Seed of every random stream; the same seed gives the same model bit for bit.
+    sampler : {"dense"}, default "dense"
+        The sweep kernel (see :mod:`gibbslda.sampler`).
+    eval_every : int, default 10
+        Evaluate log p(w, z) per token every this many sweeps (and at the first and last).
+    transform_iter, transform_burn_in : int, default 50, 10
+        Fold-in sweeps for :meth:`transform` and how many of them to discard.
+
+    References
+    ----------
+    Blei, Ng & Jordan (2003), "Latent Dirichlet allocation", JMLR 3.
+    Griffiths & Steyvers (2004), "Finding scientific topics", PNAS 101.
+    """
+
+    def __init__(self, n_topics: int = 10, *, alpha=0.1, beta=0.01, n_iter: int = 200,
+                 random_state=None, sampler: str = "dense", eval_every: int = 10,
+                 transform_iter: int = 50, transform_burn_in: int = 10):
+        self.n_topics = n_topics
+        self.alpha = alpha
+        self.beta = beta
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.sampler = sampler
+        self.eval_every = eval_every
+        self.transform_iter = transform_iter
+        self.transform_burn_in = transform_burn_in
+
+    def get_params(self) -> dict:
+        alpha = self.alpha
+        if isinstance(alpha, np.ndarray):
+            alpha = alpha.tolist()
+        return {"n_topics": self.n_topics, "alpha": alpha, "beta": self.beta,
+                "n_iter": self.n_iter, "random_state": self.random_state,
+                "sampler": self.sampler, "eval_every": self.eval_every,
+                "transform_iter": self.transform_iter,
+                "transform_burn_in": self.transform_burn_in}
+
+    def __repr__(self) -> str:
+        return f"LDA(n_topics={self.n_topics}, sampler={self.sampler!r}, n_iter={self.n_iter})"
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, X, callback=None) -> "LDA":
+        """Fit to ``X`` (a Corpus, a CSR matrix or lists of item ids) from a fresh start.
+
+        ``callback(info: SweepInfo)`` is called after every sweep; returning False stops
+        after that sweep, leaving a consistent model that :meth:`resume` continues.
+        """
+        self._validate()
+        corpus = as_corpus(X)
+        if corpus.n_tokens == 0:
+            raise ValueError("cannot fit an empty corpus")
+        _sampler.warm_up()
+        self.seed_entropy_ = _rng.resolve_entropy(self.random_state)
+        self.corpus_ = corpus
+        self.state_ = _sampler.init_state(
+            corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
+            beta=self.beta, rng=_rng.seed_streams(self.seed_entropy_, 0, 1),
+            sampler=self.sampler)
+        self.n_iter_ = 0
+        self.seconds_ = 0.0
+        self.loglik_ = np.zeros(0, dtype=HISTORY_DTYPE)
+        self._record(0.0)
+        return self._run(self.n_iter, callback)
+
+    def resume(self, n_iter: int | None = None, callback=None) -> "LDA":
+        """Continue the chain exactly where it stopped: ``n_iter`` more sweeps (default:
+        the sweeps left to reach ``self.n_iter``). Equal, bit for bit, to never stopping."""
+        self._check_fitted()
+        self._validate()
+        if n_iter is None:
+            n_iter = max(self.n_iter - self.n_iter_, 0)
+        _check_int("n_iter", n_iter, minimum=0)
+        return self._run(int(n_iter), callback)
+
+    def fit_transform(self, X, callback=None) -> np.ndarray:
+        """Fit, then return the training users' topic mix ``doc_topic_`` (D x K)."""
+        return self.fit(X, callback=callback).doc_topic_
+
+    def _run(self, n_iter: int, callback) -> "LDA":
+        state = self.state_
+        last = self.n_iter_ + n_iter
+        for _ in range(n_iter):
+            started = time.perf_counter()
+            _sampler.sweep(state)
+            elapsed = time.perf_counter() - started
+            self.n_iter_ += 1
+            self.seconds_ += elapsed
+            evaluate = self.n_iter_ % self.eval_every == 0 or self.n_iter_ == last
+            loglik = self._record(self.seconds_) if evaluate else None
+            if callback is not None:
+                info = SweepInfo(self.n_iter_, last, self.seconds_,
+                                 state.n_tokens / max(elapsed, 1e-12), loglik)
+                if callback(info) is False:
+                    break
+        return self
+
+    def _record(self, seconds: float) -> float:
+        if self.loglik_.size and self.loglik_["iteration"][-1] == self.n_iter_:
+            return float(self.loglik_["loglik"][-1])
+        value = _sampler.log_likelihood(self.state_)
+        row = np.array([(self.n_iter_, seconds, value)], dtype=HISTORY_DTYPE)
+        self.loglik_ = np.concatenate([self.loglik_, row])
+        return value
+
+    # -- inference for new users -----------------------------------------------------
+    def transform(self, X) -> np.ndarray:
+        """Topic mix (theta, n_users x K) of new users by fold-in with the topics fixed.
+
+        Items are matched to the training vocabulary by id; unknown items are ignored, and
+        a user with no known item gets the prior mean. Deterministic for a fitted model:
+        the fold-in stream is seeded from the model's seed, not from the training chain.
+        """
+        self._check_fitted()
+        _check_int("transform_iter", self.transform_iter, minimum=1)
+        _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
+        if self.transform_burn_in >= self.transform_iter:
+            raise ValueError(f"transform_burn_in must be < transform_iter "
+                             f"({self.transform_iter}), got {self.transform_burn_in}")
+        corpus = as_corpus(X, vocabulary=self.item_ids_, drop_empty=False)
+        rng = _rng.seed_streams(self.seed_entropy_, 1, 1)
+        return _sampler.fold_in(corpus.indptr, corpus.words, self.topic_word_,
+                                self.state_.alpha, n_iter=self.transform_iter,
+                                burn_in=self.transform_burn_in, rng=rng)
+
+    # -- fitted attributes -----------------------------------------------------------
+    @property
+    def topic_word_(self) -> np.ndarray:
+        """phi (K x V): each topic's distribution over items, (n_wk + beta) / (n_k + V beta)."""
+        s = self._check_fitted()
+        v_beta = s.n_wk.shape[0] * s.beta
+        return (s.n_wk.T + s.beta) / (s.n_k[:, None] + v_beta)
+
+    @property
+    def doc_topic_(self) -> np.ndarray:
+        """theta (D x K): each training user's topic mix, (n_dk + alpha) / (n_d + sum alpha)."""
+        s = self._check_fitted()
+        lengths = np.diff(s.indptr)[:, None]
+        return (s.n_dk + s.alpha) / (lengths + s.alpha.sum())
+
+    components_ = topic_word_
+
+    @property
+    def n_dk_(self) -> np.ndarray:
+        return self._check_fitted().n_dk
+
+    @property
+    def n_wk_(self) -> np.ndarray:
+        return self._check_fitted().n_wk
+
+    @property
+    def n_k_(self) -> np.ndarray:
+        return self._check_fitted().n_k
+
+    @property
+    def z_(self) -> np.ndarray:
+        return self._check_fitted().z
+
+    @property
+    def alpha_(self) -> np.ndarray:
+        return self._check_fitted().alpha
+
+    @property
+    def beta_(self) -> float:
+        return self._check_fitted().beta
+
+    @property
+    def rng_state_(self) -> np.ndarray:
+        return self._check_fitted().rng
+
+    @property
+    def user_ids_(self) -> np.ndarray:
+        self._check_fitted()
+        return self.corpus_.user_ids
+
+    @property
+    def item_ids_(self) -> np.ndarray:
+        self._check_fitted()
+        return self.corpus_.item_ids
+
+    def save(self, path) -> None:
+        """Write the fitted model to the folder ``path`` (see :mod:`gibbslda.io`)."""
+        from gibbslda import io
+        io.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> "LDA":
+        """Read a model folder written by :meth:`save`; never unpickles anything."""
+        from gibbslda import io
+        return io.load(path)
+
+    # -- validation --------------------------------------------------------------------
+    def _check_fitted(self) -> "_sampler.GibbsState":
+        state = getattr(self, "state_", None)
+        if state is None:
+            raise NotFittedError("this LDA model is not fitted yet: call fit(X) first")
+        return state
+
+    def _validate(self) -> None:
+        _check_int("n_topics", self.n_topics, minimum=1)
+        _check_int("n_iter", self.n_iter, minimum=0)
+        _check_int("eval_every", self.eval_every, minimum=1)
+        _check_positive("beta", self.beta)
+        if self.sampler not in _sampler.SAMPLERS:
+            raise ValueError(f"sampler must be one of {list(_sampler.SAMPLERS)}, "
+                             f"got {self.sampler!r}")
+        if isinstance(self.alpha, (str, bytes)):
+            raise TypeError(f"alpha must be a number or an array of {self.n_topics} "
+                            f"numbers, got {self.alpha!r}")
+        alpha = np.asarray(self.alpha, dtype=np.float64)
+        if alpha.ndim == 0:
+            _check_positive("alpha", float(alpha))
+        elif alpha.shape != (self.n_topics,):
+            raise ValueError(f"alpha must be a number or have one value per topic "
+                             f"({self.n_topics}), got shape {alpha.shape}")
+        elif not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):
+            raise ValueError(f"every alpha must be finite and > 0, got min {alpha.min()}")
+        self._alpha = _sampler.as_alpha(alpha, self.n_topics)
+
+
+def _check_int(name: str, value, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")

@@ -233,6 +233,13 @@ class LDA:
         from gibbslda import io
         return io.load(path)
 
+    def __getattr__(self, name: str):
+        # Only reached for attributes that do not exist: fitted ones before fit.
+        if name.endswith("_") and not name.startswith("_"):
+            raise NotFittedError(f"this LDA model is not fitted yet (no {name}): call fit(X) "
+                                 "first")
+        raise AttributeError(f"'LDA' object has no attribute {name!r}")
+
     # -- validation --------------------------------------------------------------------
     def _check_fitted(self) -> "_sampler.GibbsState":
         state = getattr(self, "state_", None)

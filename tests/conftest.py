@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from gibbslda import sampler
+from gibbslda.synthetic import planted_corpus
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_kernels():
+    """Compile (or load from cache) every kernel once, outside any test's own work."""
+    sampler.warm_up()
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """300 users, 100 items, 5 disjoint planted topics (about 15k tokens)."""
+    return planted_corpus(300, 100, 5, mean_length=50, alpha=0.1, seed=7)
+
+
+@pytest.fixture
+def tiny_docs():
+    return [[0, 1, 0], [1, 2], [2, 2, 3, 0], [3]]
+
+
+def csr_from_docs(docs):
+    indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum([len(d) for d in docs], out=indptr[1:])
+    words = np.array([w for d in docs for w in d], dtype=np.int32)
+    return indptr, words

@@ -1,0 +1,188 @@
+"""The estimator: invariants, determinism, continuation, parameters, transform."""
+import itertools
+
+import numpy as np
+import pytest
+
+from gibbslda import LDA, Corpus, NotFittedError, SweepInfo, _kernels, sampler
+
+
+def assert_invariants(model, corpus):
+    n_dk, n_wk, n_k = model.n_dk_, model.n_wk_, model.n_k_
+    for counts in (n_dk, n_wk, n_k):
+        assert counts.min() >= 0
+        assert counts.sum() == corpus.n_tokens
+    np.testing.assert_array_equal(n_dk.sum(1), corpus.lengths)
+    np.testing.assert_array_equal(n_wk.sum(1), np.bincount(corpus.words, minlength=corpus.n_items))
+    np.testing.assert_array_equal(n_dk.sum(0), n_k)
+    np.testing.assert_array_equal(n_wk.sum(0), n_k)
+    rebuilt = sampler.counts_from_z(corpus.indptr, corpus.words, model.z_, model.n_topics,
+                                    corpus.n_items)
+    for got, want in zip((n_dk, n_wk, n_k), rebuilt):
+        np.testing.assert_array_equal(got, want)
+    for matrix in (model.topic_word_, model.doc_topic_):
+        assert np.isfinite(matrix).all()
+        np.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-12)
+    assert np.isfinite(model.loglik_["loglik"]).all()
+
+
+@pytest.mark.parametrize("alpha", [0.1, [0.05, 0.1, 0.2, 0.4, 0.8]])
+def test_fit_keeps_invariants(planted, alpha):
+    model = LDA(5, alpha=alpha, n_iter=30, random_state=0).fit(planted.corpus)
+    assert model.n_iter_ == 30
+    assert model.topic_word_.shape == (5, planted.corpus.n_items)
+    assert model.doc_topic_.shape == (planted.corpus.n_users, 5)
+    assert_invariants(model, planted.corpus)
+
+
+def test_planted_topics_are_recovered(planted):
+    """After best matching, each recovered topic is within total variation 0.10 of the truth.
+
+    The truth is five disjoint blocks of 20 items; with about 3,000 tokens per topic the
+    sampling noise of the empirical phi alone is near 0.05 in TV, so 0.10 leaves room for
+    noise but not for a topic that mixes two blocks (TV >= 0.5).
+    """
+    model = LDA(5, alpha=0.1, beta=0.01, n_iter=150, random_state=1).fit(planted.corpus)
+    phi, truth = model.topic_word_, planted.topic_word
+    best = min(itertools.permutations(range(5)),
+               key=lambda perm: np.abs(phi[list(perm)] - truth).sum())
+    tv = 0.5 * np.abs(phi[list(best)] - truth).sum(1)
+    assert tv.max() < 0.10, tv
+
+
+def test_loglik_improves_from_initialisation(planted):
+    model = LDA(5, n_iter=40, eval_every=10, random_state=3).fit(planted.corpus)
+    history = model.loglik_
+    assert history["iteration"].tolist() == [0, 10, 20, 30, 40]
+    # Random topics are far from the posterior mode: 0.5 nats/token is a conservative floor
+    # for this planted corpus (the observed gain is about 3 nats/token).
+    assert history["loglik"][-1] > history["loglik"][0] + 0.5
+    assert np.all(np.diff(history["seconds"]) >= 0)
+
+
+def test_same_seed_same_model_other_seed_differs(planted):
+    a = LDA(5, n_iter=15, random_state=42).fit(planted.corpus)
+    b = LDA(5, n_iter=15, random_state=42).fit(planted.corpus)
+    c = LDA(5, n_iter=15, random_state=43).fit(planted.corpus)
+    np.testing.assert_array_equal(a.z_, b.z_)
+    np.testing.assert_array_equal(a.rng_state_, b.rng_state_)
+    np.testing.assert_array_equal(a.loglik_["loglik"], b.loglik_["loglik"])
+    assert not np.array_equal(a.z_, c.z_)
+
+
+def test_generator_random_state_is_resolved_in_fit(planted):
+    model = LDA(3, n_iter=2, random_state=np.random.default_rng(5))
+    assert isinstance(model.random_state, np.random.Generator)  # stored as given
+    first = model.fit(planted.corpus).z_.copy()
+    again = LDA(3, n_iter=2, random_state=np.random.default_rng(5)).fit(planted.corpus)
+    np.testing.assert_array_equal(first, again.z_)
+
+
+def history_without_time(model):
+    return model.loglik_[["iteration", "loglik"]].tolist()
+
+
+def test_stop_and_resume_equals_uninterrupted(planted):
+    whole = LDA(5, n_iter=20, eval_every=3, random_state=9).fit(planted.corpus)
+    seen = []
+
+    def stop_at_7(info: SweepInfo):
+        seen.append(info)
+        return info.iteration < 7
+
+    part = LDA(5, n_iter=20, eval_every=3, random_state=9).fit(planted.corpus,
+                                                               callback=stop_at_7)
+    assert part.n_iter_ == 7 and [i.iteration for i in seen] == list(range(1, 8))
+    assert seen[5].loglik is not None and seen[4].loglik is None
+    assert all(i.tokens_per_second > 0 and i.n_iter == 20 for i in seen)
+    part.resume()
+    assert part.n_iter_ == 20
+    for name in ("z_", "n_dk_", "n_wk_", "n_k_", "rng_state_"):
+        np.testing.assert_array_equal(getattr(part, name), getattr(whole, name))
+    assert history_without_time(part) == history_without_time(whole)
+
+
+def test_resume_more_iterations_continues_the_chain(planted):
+    whole = LDA(4, n_iter=12, random_state=2).fit(planted.corpus)
+    part = LDA(4, n_iter=5, random_state=2).fit(planted.corpus).resume(7)
+    np.testing.assert_array_equal(part.z_, whole.z_)
+    assert part.n_iter_ == 12
+
+
+def test_unfitted_model_raises():
+    model = LDA(3)
+    for name in ("topic_word_", "doc_topic_", "n_dk_", "loglik_", "rng_state_"):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(model, name)
+    with pytest.raises(NotFittedError):
+        model.transform([[0, 1]])
+    with pytest.raises(NotFittedError):
+        model.resume(3)
+
+
+def test_init_stores_arguments_only():
+    model = LDA(0, alpha=-1, beta="x", n_iter=-5, sampler="nope", random_state="bad")
+    assert model.n_topics == 0 and model.beta == "x" and model.sampler == "nope"
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"n_topics": 0}, ValueError, "n_topics must be >= 1, got 0"),
+    ({"n_topics": 2.5}, TypeError, "n_topics must be an integer, got 2.5"),
+    ({"alpha": -1.0}, ValueError, "alpha must be finite and > 0, got -1.0"),
+    ({"alpha": [0.1, 0.2]}, ValueError, r"one value per topic \(3\), got shape \(2,\)"),
+    ({"alpha": [0.1, 0.0, 0.2]}, ValueError, "every alpha must be finite and > 0"),
+    ({"alpha": "auto"}, TypeError, "alpha must be a number or an array"),
+    ({"beta": 0.0}, ValueError, "beta must be finite and > 0, got 0.0"),
+    ({"beta": float("nan")}, ValueError, "beta must be finite and > 0, got nan"),
+    ({"beta": "x"}, TypeError, "beta must be a number, got 'x'"),
+    ({"n_iter": -1}, ValueError, "n_iter must be >= 0, got -1"),
+    ({"eval_every": 0}, ValueError, "eval_every must be >= 1, got 0"),
+    ({"sampler": "gpu"}, ValueError, r"sampler must be one of \['dense'\], got 'gpu'"),
+    ({"random_state": -3}, ValueError, "random_state must be >= 0, got -3"),
+    ({"random_state": "seed"}, TypeError, "random_state must be an int, a numpy Generator"),
+])
+def test_invalid_parameter_is_named(kwargs, error, match):
+    params = {"n_topics": 3, "n_iter": 2} | kwargs
+    with pytest.raises(error, match=match):
+        LDA(**params).fit([[0, 1, 2], [1, 2]])
+
+
+def test_invalid_transform_parameters(planted):
+    model = LDA(3, n_iter=2, random_state=0).fit(planted.corpus)
+    model.transform_burn_in = 60
+    with pytest.raises(ValueError, match="transform_burn_in must be < transform_iter"):
+        model.transform(planted.corpus)
+
+
+def test_transform_new_users(planted):
+    model = LDA(5, n_iter=100, random_state=4).fit(planted.corpus)
+    theta = model.transform(planted.corpus)
+    assert theta.shape == (planted.corpus.n_users, 5)
+    np.testing.assert_allclose(theta.sum(1), 1.0)
+    np.testing.assert_array_equal(theta, model.transform(planted.corpus))  # deterministic
+    # Folding the training users back in recovers their topic mix: mean TV below 0.1 (the
+    # planted topics are disjoint, so a user's items pin down its topics up to the prior).
+    tv = 0.5 * np.abs(theta - model.doc_topic_).sum(1)
+    assert tv.mean() < 0.1
+
+
+def test_transform_unknown_items_give_prior_mean():
+    corpus = Corpus.from_lists([["a", "b", "a"], ["b", "c"]])
+    model = LDA(2, alpha=[0.2, 0.6], n_iter=5, random_state=0).fit(corpus)
+    theta = model.transform(Corpus.from_lists([["zzz"], ["a", "zzz"]]))
+    np.testing.assert_allclose(theta[0], [0.25, 0.75])
+    assert theta.shape == (2, 2)
+
+
+def test_kernels_compile_once_for_odd_inputs():
+    class Csr:  # a duck-typed matrix with unusual dtypes
+        indptr = np.array([0, 2, 3], dtype=np.int32)
+        indices = np.array([0, 3, 1], dtype=np.uint16)
+        data = np.array([1, 2, 5], dtype=np.uint8)
+
+    LDA(2, n_iter=2, random_state=0).fit(Csr()).transform(Csr())
+    LDA(3, alpha=np.array([1, 2, 3], dtype=np.int64), beta=1, n_iter=2,
+        random_state=np.uint32(3)).fit([["x", "y"], ["y"]]).transform([["y"]])
+    for kernel in (_kernels.sweep_dense, _kernels.init_topics, _kernels.log_joint,
+                   _kernels.fold_in):
+        assert len(kernel.signatures) == 1, (kernel, kernel.signatures)

@@ -42,8 +42,10 @@ def test_chain_matches_exact_posterior(docs, n_items, n_topics, alpha, beta):
     stat, df = chi_square(observed, exact * N_SAMPLES)
     assert stat < chi2_critical(df), f"chi-square {stat:.1f} on {df} df"
     tv = 0.5 * np.abs(observed / N_SAMPLES - exact).sum()
-    # With 30k samples over at most 243 states, sampling noise in TV is below ~0.04.
-    assert tv < 0.04, f"total variation {tv:.4f}"
+    # Expected TV from sampling noise alone is at most 0.5 * sqrt(2 S / (pi n)) = 0.036 for
+    # S = 243 states and n = 30k samples (observed: 0.007-0.026); 0.06 leaves room for the
+    # residual autocorrelation. The mutants we tried score 0.30-0.68.
+    assert tv < 0.06, f"total variation {tv:.4f}"
 
 
 def test_fold_in_matches_exact_posterior_mean():

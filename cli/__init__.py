@@ -1,0 +1,1 @@
+"""The ``gibbslda`` command line: ``main`` builds the app, one module per command."""

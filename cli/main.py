@@ -1,0 +1,110 @@
+"""The ``gibbslda`` app: builds the typer app, registers the commands, maps errors to exits.
+
+Only typer is imported here and in the command modules at import time; numba, polars and
+the estimator are imported inside the command functions, so ``--help`` and ``--version``
+do not pay for them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, NoReturn, Optional
+
+import typer
+
+from gibbslda.cli import demo
+
+DEBUG_ENV = "GIBBSLDA_DEBUG"
+
+app = typer.Typer(
+    name="gibbslda",
+    epilog="Example: `gibbslda demo --output demo-output`",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (module, exception class name, exit code, message prefix); the first match wins, so a
+# subclass comes before its base (ModelFileError and NotFittedError are ValueErrors). A
+# class whose module was never imported cannot have been raised, so it is not imported.
+ERRORS: tuple[tuple[str, str, int, str], ...] = (
+    ("gibbslda.errors", "ModelFileError", 1, "model file error"),
+    ("gibbslda.errors", "NotFittedError", 1, "model not fitted"),
+    ("polars.exceptions", "ComputeError", 1, "data error"),
+    ("builtins", "FileNotFoundError", 1, "file not found"),
+    ("builtins", "ValueError", 1, "error"),
+    ("builtins", "TypeError", 1, "error"),
+    ("builtins", "KeyboardInterrupt", 130, "interrupted"),
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"gibbslda {version('gibbslda')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the installed version and exit.")] = None,
+) -> None:
+    """Collapsed Gibbs LDA for users x items logs: interests, user profiles and
+    recommendations."""
+
+
+app.command("demo", epilog=demo.EXAMPLE)(demo.demo)
+
+
+def run() -> None:
+    """Console entry point: run the app; a library error becomes one line and exit 1."""
+    try:
+        app(prog_name="gibbslda")
+    except SystemExit as exc:
+        # typer turns Ctrl-C into a silent exit 130; report it through the table.
+        interrupt = _interrupt_in_chain(exc)
+        if interrupt is None:
+            raise
+        _exit(interrupt)
+    except BaseException as exc:  # noqa: BLE001 - mapped by ERRORS, else re-raised
+        _exit(exc)
+
+
+def _exit(exc: BaseException) -> NoReturn:
+    """Exit with the one-line message of a mapped exception; re-raise anything else."""
+    for module, name, code, prefix in ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            break
+    else:
+        raise exc
+    if os.environ.get(DEBUG_ENV) == "1":
+        raise exc
+    detail = _one_line(exc)
+    typer.echo(f"gibbslda: {prefix}" + (f": {detail}" if detail else ""), err=True)
+    sys.exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return str(exc.filename)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _interrupt_in_chain(exc: BaseException) -> KeyboardInterrupt | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+if __name__ == "__main__":
+    run()

@@ -46,13 +46,15 @@ def save(model, path) -> Path:
         "params": model.get_params() | {"random_state": _jsonable(model.random_state)},
         "fitted": {
             "n_topics": int(state.n_k.shape[0]),
-            "n_users": int(state.n_dk.shape[0]),
+            "n_users": int(state.indptr.shape[0] - 1),
             "n_items": int(state.n_wk.shape[0]),
             "n_tokens": state.n_tokens,
             "n_iter": int(model.n_iter_),
             "seconds": float(model.seconds_),
             "beta": float(state.beta),
             "sampler": state.sampler,
+            "n_shards": state.n_shards,
+            "mh_steps": state.mh_steps,
             "seed_entropy": str(model.seed_entropy_),
             "n_dropped_users": int(model.corpus_.n_dropped_users),
         },
@@ -89,12 +91,10 @@ def load(path):
     _check_shapes(path, arrays, fitted, users, items)
     params = dict(meta["params"])
     model = LDA(**params)
-    n_dk, n_wk, n_k = _sampler.counts_from_z(arrays["indptr"], arrays["words"], arrays["z"],
-                                              n_topics, n_items)
-    model.state_ = _sampler.GibbsState(
-        indptr=arrays["indptr"], words=arrays["words"], z=arrays["z"], n_dk=n_dk,
-        n_wk=n_wk, n_k=n_k, alpha=arrays["alpha"], beta=float(fitted["beta"]),
-        rng=arrays["rng"], sampler=fitted["sampler"])
+    model.state_ = _sampler.restore_state(
+        arrays["indptr"], arrays["words"], arrays["z"], n_topics, n_items,
+        alpha=arrays["alpha"], beta=float(fitted["beta"]), rng=arrays["rng"],
+        sampler=fitted["sampler"], n_shards=fitted["n_shards"], mh_steps=fitted["mh_steps"])
     model.corpus_ = Corpus(arrays["indptr"], arrays["words"], users, items,
                            n_dropped_users=fitted.get("n_dropped_users", 0))
     model.n_iter_ = int(fitted["n_iter"])

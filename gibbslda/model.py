@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -44,8 +45,17 @@ class LDA:
         Gibbs sweeps that ``fit`` runs (and the total that ``resume()`` runs up to).
     random_state : int, numpy Generator or None
         Seed of every random stream; the same seed gives the same model bit for bit.
-    sampler : {"dense"}, default "dense"
-        The sweep kernel (see :mod:`gibbslda.sampler`).
+    sampler : {"auto", "dense", "sparse", "mh"}, default "auto"
+        The sweep kernel (see :mod:`gibbslda.sampler`). "auto" picks "sparse" below
+        ``AUTO_MH_TOPICS`` topics and "mh" from there on (the crossover measured in bench/).
+    n_shards : int, default 1
+        Blocks the users and items are split into for the parallel sweep; a model
+        setting, not the thread count. 1 is the exact serial chain; more shards let more
+        threads work, with the topic totals stale within each of the sweep's rounds.
+    n_jobs : int or None, default None
+        Threads for the sweep (None: all numba threads). Never changes the result.
+    mh_steps : int, default 2
+        Metropolis-Hastings cycles (item + user proposal) per token for sampler "mh".
     eval_every : int, default 10
         Evaluate log p(w, z) per token every this many sweeps (and at the first and last).
     transform_iter, transform_burn_in : int, default 50, 10
@@ -58,7 +68,8 @@ class LDA:
     """
 
     def __init__(self, n_topics: int = 10, *, alpha=0.1, beta=0.01, n_iter: int = 200,
-                 random_state=None, sampler: str = "dense", eval_every: int = 10,
+                 random_state=None, sampler: str = "auto", n_shards: int = 1,
+                 n_jobs: int | None = None, mh_steps: int = 2, eval_every: int = 10,
                  transform_iter: int = 50, transform_burn_in: int = 10):
         self.n_topics = n_topics
         self.alpha = alpha
@@ -66,6 +77,9 @@ class LDA:
         self.n_iter = n_iter
         self.random_state = random_state
         self.sampler = sampler
+        self.n_shards = n_shards
+        self.n_jobs = n_jobs
+        self.mh_steps = mh_steps
         self.eval_every = eval_every
         self.transform_iter = transform_iter
         self.transform_burn_in = transform_burn_in
@@ -76,7 +90,8 @@ class LDA:
             alpha = alpha.tolist()
         return {"n_topics": self.n_topics, "alpha": alpha, "beta": self.beta,
                 "n_iter": self.n_iter, "random_state": self.random_state,
-                "sampler": self.sampler, "eval_every": self.eval_every,
+                "sampler": self.sampler, "n_shards": self.n_shards, "n_jobs": self.n_jobs,
+                "mh_steps": self.mh_steps, "eval_every": self.eval_every,
                 "transform_iter": self.transform_iter,
                 "transform_burn_in": self.transform_burn_in}
 
@@ -99,8 +114,9 @@ class LDA:
         self.corpus_ = corpus
         self.state_ = _sampler.init_state(
             corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
-            beta=self.beta, rng=_rng.seed_streams(self.seed_entropy_, 0, 1),
-            sampler=self.sampler)
+            beta=self.beta, rng=_rng.seed_streams(self.seed_entropy_, 0, self.n_shards),
+            sampler=self._sampler_for(self.n_topics), n_shards=self.n_shards,
+            mh_steps=self.mh_steps)
         self.n_iter_ = 0
         self.seconds_ = 0.0
         self.loglik_ = np.zeros(0, dtype=HISTORY_DTYPE)
@@ -126,7 +142,8 @@ class LDA:
         last = self.n_iter_ + n_iter
         for _ in range(n_iter):
             started = time.perf_counter()
-            _sampler.sweep(state)
+            with _threads(self.n_jobs):
+                _sampler.sweep(state)
             elapsed = time.perf_counter() - started
             self.n_iter_ += 1
             self.seconds_ += elapsed
@@ -180,13 +197,14 @@ class LDA:
         """theta (D x K): each training user's topic mix, (n_dk + alpha) / (n_d + sum alpha)."""
         s = self._check_fitted()
         lengths = np.diff(s.indptr)[:, None]
-        return (s.n_dk + s.alpha) / (lengths + s.alpha.sum())
+        return (s.n_dk() + s.alpha) / (lengths + s.alpha.sum())
 
     components_ = topic_word_
 
     @property
     def n_dk_(self) -> np.ndarray:
-        return self._check_fitted().n_dk
+        """Per-user topic counts (D x K), derived from z_ (the sampler never stores them)."""
+        return self._check_fitted().n_dk()
 
     @property
     def n_wk_(self) -> np.ndarray:
@@ -241,6 +259,11 @@ class LDA:
         raise AttributeError(f"'LDA' object has no attribute {name!r}")
 
     # -- validation --------------------------------------------------------------------
+    def _sampler_for(self, n_topics: int) -> str:
+        if self.sampler != "auto":
+            return self.sampler
+        return "mh" if n_topics >= AUTO_MH_TOPICS else "sparse"
+
     def _check_fitted(self) -> "_sampler.GibbsState":
         state = getattr(self, "state_", None)
         if state is None:
@@ -251,9 +274,13 @@ class LDA:
         _check_int("n_topics", self.n_topics, minimum=1)
         _check_int("n_iter", self.n_iter, minimum=0)
         _check_int("eval_every", self.eval_every, minimum=1)
+        _check_int("n_shards", self.n_shards, minimum=1)
+        _check_int("mh_steps", self.mh_steps, minimum=1)
+        if self.n_jobs is not None:
+            _check_int("n_jobs", self.n_jobs, minimum=1)
         _check_positive("beta", self.beta)
-        if self.sampler not in _sampler.SAMPLERS:
-            raise ValueError(f"sampler must be one of {list(_sampler.SAMPLERS)}, "
+        if self.sampler not in ("auto", *_sampler.SAMPLERS):
+            raise ValueError(f"sampler must be one of {['auto', *_sampler.SAMPLERS]}, "
                              f"got {self.sampler!r}")
         if isinstance(self.alpha, (str, bytes)):
             raise TypeError(f"alpha must be a number or an array of {self.n_topics} "
@@ -267,6 +294,25 @@ class LDA:
         elif not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):
             raise ValueError(f"every alpha must be finite and > 0, got min {alpha.min()}")
         self._alpha = _sampler.as_alpha(alpha, self.n_topics)
+
+
+AUTO_MH_TOPICS = 100
+
+
+@contextmanager
+def _threads(n_jobs: int | None):
+    """Run the sweep on ``n_jobs`` numba threads (capped at what numba started)."""
+    if n_jobs is None:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _check_int(name: str, value, *, minimum: int) -> None:

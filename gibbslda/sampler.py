@@ -8,24 +8,33 @@ For research code that wants the collapsed Gibbs sampler without the estimator::
     indptr = np.array([0, 3, 5])            # user 0 owns tokens 0..2, user 1 tokens 3..4
     words = np.array([0, 1, 0, 1, 2])        # the item of each token
     state = sampler.init_state(indptr, words, n_topics=2, n_items=3, alpha=0.5,
-                               beta=0.1, seed=0)
+                               beta=0.1, seed=0, sampler="sparse", n_shards=1)
     for _ in range(100):
         sampler.sweep(state)
     sampler.log_likelihood(state)          # log p(w, z) per token
 
 Every array in the state is updated in place by :func:`sweep`; copy them to keep a sample.
 The estimator :class:`gibbslda.LDA` is built on exactly these functions.
+
+Samplers (all target the LDA posterior; with ``n_shards=1`` each is an exact MCMC chain):
+
+- ``"dense"``: the textbook conditional over all K topics, O(K) per token; the reference.
+- ``"sparse"``: SparseLDA's bucket decomposition, O(K_d + K_w) per token.
+- ``"mh"``: Metropolis-Hastings with O(1) item and user proposals (LightLDA), ``mh_steps``
+  cycles per token; fastest at large K, mixes a little slower per sweep.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from gibbslda import _kernels, _rng
 
-SAMPLERS = ("dense",)
-_SWEEPS = {"dense": _kernels.sweep_dense}
+SAMPLERS = ("dense", "sparse", "mh")
+_KIND = {"dense": _kernels.DENSE, "sparse": _kernels.SPARSE, "mh": _kernels.MH}
+_EMPTY_I64 = np.zeros(1, dtype=np.int64)
+_EMPTY_I32 = np.zeros(1, dtype=np.int32)
 
 
 @dataclass
@@ -35,28 +44,41 @@ class GibbsState:
     Attributes
     ----------
     indptr : int64 (D + 1,)  token offsets of each user.
-    words : int32 (N,)  item of each token.
+    words : int32 (N,)  item of each token; with n_shards > 1 each user's tokens are
+        ordered by item block (see :func:`init_state`).
     z : int32 (N,)  topic of each token.
-    n_dk : int32 (D, K); n_wk : int32 (V, K); n_k : int64 (K,)  the counts of z.
+    n_wk : int32 (V, K); n_k : int64 (K,)  the counts of z per item and in total.
     alpha : float64 (K,); beta : float  the Dirichlet priors.
-    rng : uint64 (n_streams, 4)  xoshiro256** stream states (row 0 drives the serial sweep).
-    sampler : str  which sweep kernel :func:`sweep` runs.
+    rng : uint64 (n_shards, 4)  one xoshiro256** stream state per shard.
+    sampler : str; n_shards : int; mh_steps : int.
+    layout : the shard partition and the per-sampler indexes (derived, never saved).
     """
 
     indptr: np.ndarray
     words: np.ndarray
     z: np.ndarray
-    n_dk: np.ndarray
     n_wk: np.ndarray
     n_k: np.ndarray
     alpha: np.ndarray
     beta: float
     rng: np.ndarray
     sampler: str = "dense"
+    n_shards: int = 1
+    mh_steps: int = 2
+    layout: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_tokens(self) -> int:
         return int(self.words.shape[0])
+
+    @property
+    def n_topics(self) -> int:
+        return int(self.n_k.shape[0])
+
+    def n_dk(self) -> np.ndarray:
+        """Per-user topic counts (D x K, int32), computed from z."""
+        return counts_from_z(self.indptr, self.words, self.z, self.n_topics,
+                             self.n_wk.shape[0])[0]
 
 
 def as_alpha(alpha, n_topics: int) -> np.ndarray:
@@ -81,48 +103,123 @@ def counts_from_z(indptr, words, z, n_topics: int, n_items: int):
     )
 
 
+def shard_layout(indptr, words, n_items: int, n_shards: int):
+    """Split users and items into ``n_shards`` blocks of about equal token counts.
+
+    Returns ``(order, doc_bounds, cell_ptr)``: the permutation that orders each user's
+    tokens by item block (the identity when they already are), the user block bounds, and
+    the per-user, per-block token offsets after reordering.
+    """
+    n_users = indptr.shape[0] - 1
+    lengths = np.diff(indptr)
+    targets = words.shape[0] * np.arange(1, n_shards) / n_shards
+    doc_bounds = np.concatenate([[0], np.searchsorted(np.cumsum(lengths), targets,
+                                                      side="right"), [n_users]])
+    freq = np.bincount(words, minlength=n_items)
+    item_bounds = np.concatenate([[0], np.searchsorted(np.cumsum(freq), targets,
+                                                       side="right"), [n_items]])
+    block = (np.searchsorted(item_bounds, words, side="right") - 1).astype(np.int64)
+    users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
+    key = users * n_shards + block
+    order = np.argsort(key, kind="stable")
+    cells = np.bincount(key, minlength=n_users * n_shards).reshape(n_users, n_shards)
+    cell_ptr = np.empty((n_users, n_shards + 1), dtype=np.int64)
+    cell_ptr[:, 0] = indptr[:-1]
+    np.cumsum(cells, axis=1, out=cell_ptr[:, 1:])
+    cell_ptr[:, 1:] += indptr[:-1, None]
+    return order, doc_bounds.astype(np.int64), cell_ptr
+
+
+def _build_layout(state: GibbsState) -> None:
+    """Derive the partition and the sampler's indexes from (indptr, words, z, n_wk)."""
+    n_items = state.n_wk.shape[0]
+    _, doc_bounds, cell_ptr = shard_layout(state.indptr, state.words, n_items, state.n_shards)
+    layout = {"doc_bounds": doc_bounds, "cell_ptr": cell_ptr,
+              "wt": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32), "wi": (_EMPTY_I64, _EMPTY_I64)}
+    if state.sampler == "sparse":
+        layout["wt"] = _item_topic_lists(state.n_wk, state.words)
+    if state.sampler == "mh":
+        freq = np.bincount(state.words, minlength=n_items)
+        word_ptr = np.zeros(n_items + 1, dtype=np.int64)
+        np.cumsum(freq, out=word_ptr[1:])
+        layout["wi"] = (word_ptr, np.argsort(state.words, kind="stable").astype(np.int64))
+    state.layout = layout
+
+
+def _item_topic_lists(n_wk, words):
+    """Each item's non-zero topics, sorted, in a run of capacity min(K, frequency)."""
+    n_items, n_topics = n_wk.shape
+    capacity = np.minimum(np.bincount(words, minlength=n_items), n_topics)
+    wt_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(capacity, out=wt_ptr[1:])
+    wt_topic = np.zeros(max(int(wt_ptr[-1]), 1), dtype=np.int32)
+    rows, topics = np.nonzero(n_wk)  # row-major: sorted by item, then topic
+    wt_len = np.bincount(rows, minlength=n_items).astype(np.int32)
+    starts = np.repeat(wt_ptr[:-1], wt_len)
+    within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wt_len) - wt_len, wt_len)
+    wt_topic[starts + within] = topics
+    return wt_ptr, wt_topic, wt_len
+
+
 def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alpha=0.1,
-               beta=0.01, seed=None, rng=None, sampler: str = "dense") -> GibbsState:
+               beta=0.01, seed=None, rng=None, sampler: str = "dense", n_shards: int = 1,
+               mh_steps: int = 2) -> GibbsState:
     """Start a chain: every token's topic drawn uniformly, counts built from them.
 
-    ``seed`` is anything ``LDA(random_state=...)`` accepts; ``rng`` (uint64 (S, 4)) gives
-    stream states directly instead and wins over ``seed``. Inputs are converted once to
-    the kernels' dtypes (int64 offsets, int32 ids), so no second specialisation compiles.
+    ``seed`` is anything ``LDA(random_state=...)`` accepts; ``rng`` (uint64 (n_shards, 4))
+    gives stream states directly instead and wins over ``seed``. Inputs are converted once
+    to the kernels' dtypes (int64 offsets, int32 ids), so no second specialisation compiles.
+    With ``n_shards > 1`` the state's ``words`` are a copy with each user's tokens ordered
+    by item block (a stable reorder; a Corpus's tokens already are ordered that way).
     """
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     words = np.ascontiguousarray(words, dtype=np.int32)
     if n_items is None:
         n_items = int(words.max()) + 1 if words.size else 0
+    if n_shards > 1:
+        order = shard_layout(indptr, words, n_items, n_shards)[0]
+        words = np.ascontiguousarray(words[order])
     if rng is None:
-        rng = _rng.seed_streams(_rng.resolve_entropy(seed), 0, 1)
-    n_users = indptr.shape[0] - 1
+        rng = _rng.seed_streams(_rng.resolve_entropy(seed), 0, n_shards)
     state = GibbsState(
-        indptr=indptr,
-        words=words,
-        z=np.empty(words.shape[0], dtype=np.int32),
-        n_dk=np.zeros((n_users, n_topics), dtype=np.int32),
+        indptr=indptr, words=words, z=np.empty(words.shape[0], dtype=np.int32),
         n_wk=np.zeros((n_items, n_topics), dtype=np.int32),
-        n_k=np.zeros(n_topics, dtype=np.int64),
-        alpha=as_alpha(alpha, n_topics),
-        beta=float(beta),
-        rng=np.ascontiguousarray(rng, dtype=np.uint64),
-        sampler=sampler,
-    )
-    _kernels.init_topics(state.indptr, state.words, state.z, state.n_dk, state.n_wk,
-                         state.n_k, state.rng[0])
+        n_k=np.zeros(n_topics, dtype=np.int64), alpha=as_alpha(alpha, n_topics),
+        beta=float(beta), rng=np.ascontiguousarray(rng, dtype=np.uint64), sampler=sampler,
+        n_shards=int(n_shards), mh_steps=int(mh_steps))
+    _kernels.init_topics(state.words, state.z, state.n_wk, state.n_k, state.rng[0])
+    _build_layout(state)
+    return state
+
+
+def restore_state(indptr, words, z, n_topics: int, n_items: int, *, alpha, beta, rng,
+                  sampler: str, n_shards: int, mh_steps: int = 2) -> GibbsState:
+    """Rebuild a state from saved assignments: counts and indexes are derived from z."""
+    _, n_wk, n_k = counts_from_z(indptr, words, z, n_topics, n_items)
+    state = GibbsState(indptr=indptr, words=words, z=z, n_wk=n_wk, n_k=n_k,
+                       alpha=as_alpha(alpha, n_topics), beta=float(beta), rng=rng,
+                       sampler=sampler, n_shards=int(n_shards), mh_steps=int(mh_steps))
+    _build_layout(state)
     return state
 
 
 def sweep(state: GibbsState) -> None:
-    """Resample every token's topic once, in place."""
-    kernel = _SWEEPS[state.sampler]
-    kernel(state.indptr, state.words, state.z, state.n_dk, state.n_wk, state.n_k,
-           state.alpha, state.beta, state.rng[0])
+    """Resample every token's topic once, in place, with the state's sampler and shards."""
+    layout = state.layout
+    tok = (state.indptr, layout["cell_ptr"], state.words, state.z)
+    prior = (state.alpha, np.cumsum(state.alpha), state.beta)
+    kind, steps = _KIND[state.sampler], np.int64(state.mh_steps)
+    if state.n_shards == 1:
+        _kernels.sweep_serial(kind, tok, layout["wt"], layout["wi"], state.n_wk, state.n_k,
+                              prior, state.rng, steps)
+    else:
+        _kernels.sweep_sharded(kind, tok, layout["wt"], layout["wi"], state.n_wk,
+                               state.n_k, prior, state.rng, layout["doc_bounds"], steps)
 
 
 def log_joint(state: GibbsState) -> float:
     """log p(w, z | alpha, beta), the collapsed joint of the current assignment."""
-    return float(_kernels.log_joint(state.indptr, state.n_dk, state.n_wk, state.n_k,
+    return float(_kernels.log_joint(state.indptr, state.z, state.n_wk, state.n_k,
                                     state.alpha, state.beta))
 
 
@@ -144,9 +241,10 @@ def warm_up() -> None:
     indptr = np.array([0, 2, 3], dtype=np.int64)
     words = np.array([0, 1, 1], dtype=np.int32)
     for name in SAMPLERS:
-        state = init_state(indptr, words, 2, 2, seed=0, sampler=name)
-        sweep(state)
-        log_likelihood(state)
+        for n_shards in (1, 2):
+            state = init_state(indptr, words, 2, 2, seed=0, sampler=name, n_shards=n_shards)
+            sweep(state)
+    log_likelihood(state)
     fold_in(indptr, words, np.full((2, 2), 0.5), 0.1, n_iter=2, burn_in=1, seed=0)
     _WARM = True
 

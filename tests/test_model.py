@@ -137,7 +137,11 @@ def test_init_stores_arguments_only():
     ({"beta": "x"}, TypeError, "beta must be a number, got 'x'"),
     ({"n_iter": -1}, ValueError, "n_iter must be >= 0, got -1"),
     ({"eval_every": 0}, ValueError, "eval_every must be >= 1, got 0"),
-    ({"sampler": "gpu"}, ValueError, r"sampler must be one of \['dense'\], got 'gpu'"),
+    ({"sampler": "gpu"}, ValueError,
+     r"sampler must be one of \['auto', 'dense', 'sparse', 'mh'\], got 'gpu'"),
+    ({"n_shards": 0}, ValueError, "n_shards must be >= 1, got 0"),
+    ({"n_jobs": 0}, ValueError, "n_jobs must be >= 1, got 0"),
+    ({"mh_steps": 0}, ValueError, "mh_steps must be >= 1, got 0"),
     ({"random_state": -3}, ValueError, "random_state must be >= 0, got -3"),
     ({"random_state": "seed"}, TypeError, "random_state must be an int, a numpy Generator"),
 ])
@@ -183,6 +187,6 @@ def test_kernels_compile_once_for_odd_inputs():
     LDA(2, n_iter=2, random_state=0).fit(Csr()).transform(Csr())
     LDA(3, alpha=np.array([1, 2, 3], dtype=np.int64), beta=1, n_iter=2,
         random_state=np.uint32(3)).fit([["x", "y"], ["y"]]).transform([["y"]])
-    for kernel in (_kernels.sweep_dense, _kernels.init_topics, _kernels.log_joint,
+    for kernel in (_kernels.sweep_serial, _kernels.sweep_sharded, _kernels.init_topics, _kernels.log_joint,
                    _kernels.fold_in):
         assert len(kernel.signatures) == 1, (kernel, kernel.signatures)

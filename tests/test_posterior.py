@@ -14,12 +14,13 @@ N_SAMPLES = 30_000
 THIN = 5  # sweeps between recorded states
 
 
+@pytest.mark.parametrize("name", ["dense", "sparse", "mh"])
 @pytest.mark.parametrize("docs,n_items,n_topics,alpha,beta", [
     ([[0, 1, 0], [1, 2]], 3, 2, [0.5, 0.5], 0.5),
     ([[0, 1, 0], [1, 2]], 3, 3, [0.2, 0.6, 1.5], 0.3),
     ([[0, 0, 1, 1]], 2, 3, [0.1, 0.1, 0.1], 0.05),
 ])
-def test_chain_matches_exact_posterior(docs, n_items, n_topics, alpha, beta):
+def test_chain_matches_exact_posterior(name, docs, n_items, n_topics, alpha, beta):
     """Chi-square goodness of fit of thinned chain states against the enumerated posterior.
 
     Tolerance: reject at p < 0.001 (Wilson-Hilferty critical value). States are thinned by
@@ -30,7 +31,7 @@ def test_chain_matches_exact_posterior(docs, n_items, n_topics, alpha, beta):
     """
     indptr, words = csr_from_docs(docs)
     state = sampler.init_state(indptr, words, n_topics, n_items, alpha=alpha, beta=beta,
-                               seed=2024)
+                               seed=2024, sampler=name)
     exact = exact_posterior(docs, n_topics, n_items, alpha, beta)
     observed = np.zeros_like(exact)
     for _ in range(100):  # burn-in

@@ -46,7 +46,7 @@ def test_sweep_equals_reference(name, n_topics, alpha, beta):
                                rng=rng.copy())
     for step in range(25):
         assert state.z.tolist() == [k for topics in ref.z for k in topics], f"sweep {step}"
-        assert state.n_dk.tolist() == ref.n_dk
+        assert state.n_dk().tolist() == ref.n_dk
         assert state.n_wk.tolist() == ref.n_wk
         assert state.n_k.tolist() == ref.n_k
         # lgamma in numba (libm) and CPython (its own) may differ in the last bits.
@@ -72,9 +72,9 @@ def test_log_joint_is_exact_on_hand_counts():
     # One user, tokens [0, 0], both on topic 0 of K=2, V=2, alpha=1, beta=1:
     # word part: topic 0: G(2)/G(2+2) * G(2+1)/G(1) = 1/6 * 2 = 1/3; topic 1: 1.
     # doc part: G(2)/G(2+2) * G(2+1)/G(1) * 1 = 1/3.  log p = log(1/9).
-    n_dk = np.array([[2, 0]], dtype=np.int32)
+    z = np.array([0, 0], dtype=np.int32)
     n_wk = np.array([[2, 0], [0, 0]], dtype=np.int32)
     n_k = np.array([2, 0], dtype=np.int64)
-    value = _kernels.log_joint(np.array([0, 2], dtype=np.int64), n_dk, n_wk, n_k,
+    value = _kernels.log_joint(np.array([0, 2], dtype=np.int64), z, n_wk, n_k,
                                np.ones(2), 1.0)
     assert value == pytest.approx(np.log(1 / 9), rel=1e-12)

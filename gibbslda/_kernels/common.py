@@ -1,19 +1,4 @@
-"""Numba kernels: sampler sweeps, likelihoods and fold-in. Nothing else lives here.
-
-Glossary (the classic LDA symbols, used in every kernel):
-
-- ``d``: a user (document); ``w``: an item (word); ``k``: a topic; ``i``: a token.
-- ``indptr`` (int64, D + 1): user ``d`` owns tokens ``indptr[d]:indptr[d + 1]``.
-- ``words`` (int32, N): the item of each token; ``z`` (int32, N): its topic.
-- ``n_dk`` (int32, D x K), ``n_wk`` (int32, V x K, item-major so one item's row is
-  contiguous), ``n_k`` (int64, K): topic counts per user, per item and in total.
-- ``alpha`` (float64, K): the Dirichlet prior on each user's topic mix (symmetric or not);
-  ``beta`` (float64): the symmetric Dirichlet prior on each topic's item distribution.
-- ``rng`` (uint64, 4): one xoshiro256** stream state, advanced in place.
-
-Python owns the iteration loop: one kernel call is one sweep, one likelihood or one
-fold-in, so progress, callbacks and checkpoints happen between calls.
-"""
+"""Kernels shared by every sampler: initialisation, the joint likelihood, fold-in."""
 from __future__ import annotations
 
 from math import lgamma
@@ -25,54 +10,22 @@ from gibbslda._rng import uniform
 
 
 @njit(cache=True, nogil=True)
-def init_topics(indptr, words, z, n_dk, n_wk, n_k, rng):
+def init_topics(words, z, n_wk, n_k, rng):
     """Draw every token's topic uniformly at random and build the counts from them."""
     n_topics = n_k.shape[0]
-    for d in range(indptr.shape[0] - 1):
-        for i in range(indptr[d], indptr[d + 1]):
-            k = min(np.int64(uniform(rng) * n_topics), n_topics - 1)
-            z[i] = k
-            n_dk[d, k] += 1
-            n_wk[words[i], k] += 1
-            n_k[k] += 1
+    for i in range(words.shape[0]):
+        k = min(np.int64(uniform(rng) * n_topics), n_topics - 1)
+        z[i] = k
+        n_wk[words[i], k] += 1
+        n_k[k] += 1
 
 
 @njit(cache=True, nogil=True)
-def sweep_dense(indptr, words, z, n_dk, n_wk, n_k, alpha, beta, rng):
-    """One collapsed Gibbs sweep over every token, O(K) per token.
-
-    p(z_i = k | rest) is proportional to (n_dk + alpha_k) (n_wk + beta) / (n_k + V beta),
-    all counts taken without token i (Griffiths & Steyvers 2004, eq. 5).
-    """
-    n_topics = n_k.shape[0]
-    v_beta = n_wk.shape[0] * beta
-    cum = np.empty(n_topics)
-    for d in range(indptr.shape[0] - 1):
-        for i in range(indptr[d], indptr[d + 1]):
-            w = words[i]
-            k = z[i]
-            n_dk[d, k] -= 1
-            n_wk[w, k] -= 1
-            n_k[k] -= 1
-            total = 0.0
-            for t in range(n_topics):
-                total += (n_dk[d, t] + alpha[t]) * (n_wk[w, t] + beta) / (n_k[t] + v_beta)
-                cum[t] = total
-            u = uniform(rng) * total
-            k = 0
-            while k < n_topics - 1 and cum[k] <= u:
-                k += 1
-            z[i] = k
-            n_dk[d, k] += 1
-            n_wk[w, k] += 1
-            n_k[k] += 1
-
-
-@njit(cache=True, nogil=True)
-def log_joint(indptr, n_dk, n_wk, n_k, alpha, beta):
+def log_joint(indptr, z, n_wk, n_k, alpha, beta):
     """log p(w, z | alpha, beta) with theta and phi integrated out (Griffiths & Steyvers 2004).
 
-    Zero counts contribute nothing (lgamma(0 + a) - lgamma(a)), so they are skipped.
+    Zero counts contribute nothing (lgamma(0 + a) - lgamma(a)), so they are skipped; each
+    user's counts are rebuilt from ``z`` in a scratch row.
     """
     n_items, n_topics = n_wk.shape
     v_beta = n_items * beta
@@ -89,11 +42,16 @@ def log_joint(indptr, n_dk, n_wk, n_k, alpha, beta):
     lg_alpha = np.empty(n_topics)
     for k in range(n_topics):
         lg_alpha[k] = lgamma(alpha[k])
-    for d in range(n_dk.shape[0]):
+    n_dk = np.zeros(n_topics, dtype=np.int64)
+    for d in range(indptr.shape[0] - 1):
         total += lg_alpha_sum - lgamma(indptr[d + 1] - indptr[d] + alpha_sum)
-        for k in range(n_topics):
-            if n_dk[d, k] > 0:
-                total += lgamma(n_dk[d, k] + alpha[k]) - lg_alpha[k]
+        for i in range(indptr[d], indptr[d + 1]):
+            n_dk[z[i]] += 1
+        for i in range(indptr[d], indptr[d + 1]):
+            k = z[i]
+            if n_dk[k] > 0:  # first token of topic k in this user: add its term, clear it
+                total += lgamma(n_dk[k] + alpha[k]) - lg_alpha[k]
+                n_dk[k] = 0
     return total
 
 

@@ -1,0 +1,155 @@
+"""Every sampler and the sharded parallel driver: invariants, determinism, agreement."""
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from gibbslda import LDA, _kernels, sampler
+from gibbslda.evaluate import completion_log_likelihood, split_users
+from gibbslda.synthetic import planted_corpus
+
+SAMPLERS = ["dense", "sparse", "mh"]
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.parametrize("n_shards", [1, 3])
+def test_counts_stay_consistent(planted, name, n_shards):
+    corpus = planted.corpus
+    state = sampler.init_state(corpus.indptr, corpus.words, 6, corpus.n_items,
+                               alpha=[0.05, 0.1, 0.2, 0.3, 0.5, 1.0], seed=1, sampler=name,
+                               n_shards=n_shards)
+    for _ in range(5):
+        sampler.sweep(state)
+        _, n_wk, n_k = sampler.counts_from_z(state.indptr, state.words, state.z, 6,
+                                             corpus.n_items)
+        np.testing.assert_array_equal(state.n_wk, n_wk)
+        np.testing.assert_array_equal(state.n_k, n_k)
+    if name == "sparse":  # each item's topic list holds exactly its non-zero topics, sorted
+        wt_ptr, wt_topic, wt_len = state.layout["wt"]
+        for w in range(corpus.n_items):
+            listed = wt_topic[wt_ptr[w]:wt_ptr[w] + wt_len[w]]
+            np.testing.assert_array_equal(listed, np.flatnonzero(state.n_wk[w]))
+
+
+def test_sharded_driver_with_one_shard_is_the_serial_chain(planted):
+    corpus = planted.corpus
+    a = sampler.init_state(corpus.indptr, corpus.words, 5, corpus.n_items, seed=3,
+                           sampler="sparse")
+    b = sampler.init_state(corpus.indptr, corpus.words, 5, corpus.n_items, seed=3,
+                           sampler="sparse")
+    for _ in range(3):
+        sampler.sweep(a)
+        tok = (b.indptr, b.layout["cell_ptr"], b.words, b.z)
+        _kernels.sweep_sharded(_kernels.SPARSE, tok, b.layout["wt"], b.layout["wi"], b.n_wk,
+                               b.n_k, (b.alpha, np.cumsum(b.alpha), b.beta), b.rng,
+                               b.layout["doc_bounds"], np.int64(2))
+    np.testing.assert_array_equal(a.z, b.z)
+
+
+def test_shards_partition_users_and_items(planted):
+    corpus = planted.corpus
+    order, doc_bounds, cell_ptr = sampler.shard_layout(corpus.indptr, corpus.words,
+                                                       corpus.n_items, 4)
+    np.testing.assert_array_equal(order, np.arange(corpus.n_tokens))  # Corpus is sorted
+    assert doc_bounds[0] == 0 and doc_bounds[-1] == corpus.n_users
+    np.testing.assert_array_equal(cell_ptr[:, 0], corpus.indptr[:-1])
+    np.testing.assert_array_equal(cell_ptr[:, -1], corpus.indptr[1:])
+    tokens = np.diff(corpus.indptr)
+    shard_tokens = [tokens[a:b].sum() for a, b in zip(doc_bounds[:-1], doc_bounds[1:])]
+    # Blocks are cut at user boundaries, so balance is within one user's length of N / P.
+    assert max(shard_tokens) - min(shard_tokens) <= 2 * tokens.max()
+
+
+def fingerprint(model):
+    return model.z_.tobytes() + model.n_wk_.tobytes() + model.rng_state_.tobytes()
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_same_model_whatever_the_thread_count(planted, name):
+    fits = [LDA(5, sampler=name, n_shards=4, n_jobs=n, n_iter=6, random_state=11)
+            .fit(planted.corpus) for n in (1, 2)]
+    assert fingerprint(fits[0]) == fingerprint(fits[1])
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored after fit
+
+
+def test_same_model_with_sixteen_threads(planted, tmp_path):
+    """A separate process with 16 numba threads (more than this machine's cores)."""
+    reference = LDA(5, sampler="mh", n_shards=4, n_iter=6, random_state=11).fit(planted.corpus)
+    reference.save(tmp_path / "ref")
+    code = (
+        "import numpy as np, numba\n"
+        "from gibbslda import LDA\n"
+        "ref = LDA.load(r'%s')\n"
+        "m = LDA(5, sampler='mh', n_shards=4, n_jobs=16, n_iter=6, random_state=11)\n"
+        "m.fit(ref.corpus_)\n"
+        "assert numba.config.NUMBA_NUM_THREADS == 16\n"
+        "print(int((m.z_ != ref.z_).sum()), int((m.n_wk_ != ref.n_wk_).sum()),"
+        " int((m.rng_state_ != ref.rng_state_).sum()))\n" % (tmp_path / "ref")
+    )
+    env = dict(os.environ, NUMBA_NUM_THREADS="16")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["0", "0", "0"]
+
+
+def test_fitting_on_the_model_matches_resume(planted, tmp_path):
+    whole = LDA(5, sampler="sparse", n_shards=3, n_iter=10, random_state=4).fit(planted.corpus)
+    part = LDA(5, sampler="sparse", n_shards=3, n_iter=10, random_state=4)
+    part.fit(planted.corpus, callback=lambda info: info.iteration < 4).save(tmp_path / "m")
+    resumed = LDA.load(tmp_path / "m").resume()
+    assert fingerprint(resumed) == fingerprint(whole)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    data = planted_corpus(1200, 400, 8, mean_length=60, alpha=0.1, overlap=0.1, seed=21)
+    split = split_users(data.corpus, test_fraction=0.2, hidden_fraction=0.5, seed=0)
+    cache = {}
+
+    def best_score(name, n_shards):
+        """Best over 5 seeds of the held-out log-likelihood per token.
+
+        Within 100 sweeps single chains often sit in a local optimum (one planted topic
+        split, two merged: about 2.5% worse; serial chains more often than sharded ones,
+        measured 4 of 5 seeds versus 0 of 5). The best of 5 needs one chain in the main
+        mode, where the spread across seeds is under 0.1%.
+        """
+        if (name, n_shards) not in cache:
+            n_iter = 200 if name == "mh" else 100
+            scores = [completion_log_likelihood(
+                LDA(8, alpha=0.1, beta=0.01, sampler=name, n_shards=n_shards, n_iter=n_iter,
+                    random_state=seed).fit(split.train), split.observed, split.hidden)
+                for seed in range(5)]
+            cache[name, n_shards] = max(scores)
+        return cache[name, n_shards]
+
+    return best_score
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_parallel_matches_serial_held_out(held_out, name):
+    """4 shards reach the serial chain's held-out log-likelihood per token within 0.3%.
+
+    Bests of 5 seeds (see ``held_out``) agree to about 0.1% between runs of one
+    configuration; a schedule that lost or double-counted updates would be far off.
+    """
+    serial, sharded = held_out(name, 1), held_out(name, 4)
+    assert abs(sharded - serial) < 0.003 * abs(serial), (serial, sharded)
+
+
+@pytest.mark.slow
+def test_every_sampler_reaches_the_same_quality(held_out):
+    """All samplers agree with the dense reference within 0.3% (same reasoning)."""
+    scores = {name: held_out(name, 1) for name in SAMPLERS}
+    assert all(abs(v - scores["dense"]) < 0.003 * abs(scores["dense"])
+               for v in scores.values()), scores
+
+
+def test_auto_picks_sparse_then_mh(planted):
+    assert LDA(5, n_iter=1, random_state=0).fit(planted.corpus).state_.sampler == "sparse"
+    big = LDA(120, n_iter=1, random_state=0).fit(planted.corpus)
+    assert big.state_.sampler == "mh"

@@ -81,7 +81,8 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
 
     so a token costs O(K_d + K_w). ``wt = (wt_ptr, wt_topic, wt_len)`` holds each item's
     non-zero topics, sorted, in a run of capacity min(K, item frequency); the user's
-    non-zero topics are rebuilt from ``z`` per user.
+    non-zero topics are rebuilt from ``z`` per user. ``inv[k] = 1 / (n_k + V beta)`` is
+    kept per topic, so a token costs two divisions whatever its buckets.
     """
     indptr, cell_ptr, words, z = tok
     wt_ptr, wt_topic, wt_len = wt
@@ -89,12 +90,14 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
     v_beta = n_wk.shape[0] * beta
     n_dk = np.zeros(n_topics, dtype=np.int32)
     doc_topics = np.empty(n_topics, dtype=np.int32)
+    inv = np.empty(n_topics)
     coef = np.empty(n_topics)  # (alpha_k + n_dk) / (n_k + V beta)
     q_terms = np.empty(n_topics)
     s_sum = 0.0
     for k in range(n_topics):
-        s_sum += alpha[k] * beta / (n_k[k] + v_beta)
-        coef[k] = alpha[k] / (n_k[k] + v_beta)
+        inv[k] = 1.0 / (n_k[k] + v_beta)
+        s_sum += alpha[k] * beta * inv[k]
+        coef[k] = alpha[k] * inv[k]
     for d in range(d0, d1):
         if cell_ptr[d, b] == cell_ptr[d, b + 1]:
             continue
@@ -108,22 +111,21 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
         r_sum = 0.0
         for j in range(n_doc_topics):
             k = doc_topics[j]
-            r_sum += n_dk[k] * beta / (n_k[k] + v_beta)
-            coef[k] = (alpha[k] + n_dk[k]) / (n_k[k] + v_beta)
+            r_sum += n_dk[k] * beta * inv[k]
+            coef[k] = (alpha[k] + n_dk[k]) * inv[k]
         for i in range(cell_ptr[d, b], cell_ptr[d, b + 1]):
             w = words[i]
             k = z[i]
             # take token i out: every cached term that involves topic k changes
-            denom = n_k[k] + v_beta
-            s_sum -= alpha[k] * beta / denom
-            r_sum -= n_dk[k] * beta / denom
+            s_sum -= alpha[k] * beta * inv[k]
+            r_sum -= n_dk[k] * beta * inv[k]
             n_dk[k] -= 1
             n_wk[w, k] -= 1
             n_k[k] -= 1
-            denom = n_k[k] + v_beta
-            s_sum += alpha[k] * beta / denom
-            r_sum += n_dk[k] * beta / denom
-            coef[k] = (alpha[k] + n_dk[k]) / denom
+            inv[k] = 1.0 / (n_k[k] + v_beta)
+            s_sum += alpha[k] * beta * inv[k]
+            r_sum += n_dk[k] * beta * inv[k]
+            coef[k] = (alpha[k] + n_dk[k]) * inv[k]
             if n_wk[w, k] == 0:
                 wt_len[w] = _list_remove(wt_topic, wt_ptr[w], wt_len[w], k)
             if n_dk[k] == 0:
@@ -150,7 +152,7 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
                 k = doc_topics[0]
                 while j < n_doc_topics:
                     k = doc_topics[j]
-                    u -= n_dk[k] * beta / (n_k[k] + v_beta)
+                    u -= n_dk[k] * beta * inv[k]
                     if u < 0.0:
                         break
                     j += 1
@@ -158,14 +160,13 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
                 u -= q_sum + r_sum
                 k = 0
                 while k < n_topics - 1:
-                    u -= alpha[k] * beta / (n_k[k] + v_beta)
+                    u -= alpha[k] * beta * inv[k]
                     if u < 0.0:
                         break
                     k += 1
             # put token i back with topic k
-            denom = n_k[k] + v_beta
-            s_sum -= alpha[k] * beta / denom
-            r_sum -= n_dk[k] * beta / denom
+            s_sum -= alpha[k] * beta * inv[k]
+            r_sum -= n_dk[k] * beta * inv[k]
             if n_wk[w, k] == 0:
                 wt_len[w] = _list_insert(wt_topic, wt_ptr[w], wt_len[w], k)
             if n_dk[k] == 0:
@@ -175,11 +176,11 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
             n_dk[k] += 1
             n_wk[w, k] += 1
             n_k[k] += 1
-            denom = n_k[k] + v_beta
-            s_sum += alpha[k] * beta / denom
-            r_sum += n_dk[k] * beta / denom
-            coef[k] = (alpha[k] + n_dk[k]) / denom
+            inv[k] = 1.0 / (n_k[k] + v_beta)
+            s_sum += alpha[k] * beta * inv[k]
+            r_sum += n_dk[k] * beta * inv[k]
+            coef[k] = (alpha[k] + n_dk[k]) * inv[k]
         for j in range(n_doc_topics):
             k = doc_topics[j]
             n_dk[k] = 0
-            coef[k] = alpha[k] / (n_k[k] + v_beta)
+            coef[k] = alpha[k] * inv[k]

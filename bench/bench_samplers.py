@@ -1,0 +1,121 @@
+"""Tokens per second of every sampler at K = 50, 200, 1000 with 1 and 2 threads, and the
+peers (tomotopy, lda) on exactly the same tokens in the same run.
+
+    make bench                         # or:
+    pytest bench/bench_samplers.py --benchmark-only --benchmark-autosave
+
+Protocol: the "medium" corpus (50k users, 20k items, 2.5M tokens, heavy-tailed lengths,
+Zipf popularity); each chain first runs ``BURN_IN`` sweeps from its random start (timings
+of the very first sweeps say little about training, where topics are concentrated), then
+each benchmark round is one sweep of the same chain. Peers get the same burn-in and the
+same priors (alpha 0.1 per topic, beta 0.01, no hyper-parameter optimisation). The ratio
+to tomotopy at equal K and threads is put in ``extra_info`` when tomotopy is installed.
+"""
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+import pytest
+
+from bench.conftest import corpus
+from gibbslda import sampler
+
+BURN_IN = 5
+TOPICS = [50, 200, 1000]
+THREADS = [1, 2]
+SHARDS_PARALLEL = 8  # a model setting: the same chain is timed with 1 and 2 threads
+_PEER_RATE: dict = {}
+
+
+# Peers are defined (and so run) first, so each gibbslda result can carry its ratio.
+@pytest.fixture(scope="module")
+def peer_docs():
+    data = corpus("medium")
+    vocab = np.array([f"i{w}" for w in range(data.n_items)], dtype=object)
+    return [vocab[data.words[a:b]].tolist() for a, b in zip(data.indptr[:-1], data.indptr[1:])]
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("n_topics", TOPICS)
+def test_tomotopy(benchmark, peer_docs, n_topics, threads):
+    tp = pytest.importorskip("tomotopy")
+    model = tp.LDAModel(k=n_topics, alpha=0.1, eta=0.01, seed=0)
+    model.optim_interval = 0  # tomotopy optimises alpha every 10 iterations by default
+    for doc in peer_docs:
+        model.add_doc(doc)
+    scheme = tp.ParallelScheme.NONE if threads == 1 else tp.ParallelScheme.PARTITION
+    model.train(BURN_IN, workers=threads, parallel=scheme)
+    benchmark.pedantic(model.train, args=(1,), kwargs={"workers": threads, "parallel": scheme},
+                       rounds=2 if n_topics == 1000 else 3, iterations=1)
+    rate = sum(map(len, peer_docs)) / benchmark.stats.stats.median
+    _PEER_RATE["tomotopy", n_topics, threads] = rate
+    benchmark.extra_info.update({"system": "tomotopy", "n_topics": n_topics,
+                                 "threads": threads, "tokens_per_s": rate, "isa": tp.isa})
+
+
+def state_bytes(state) -> dict:
+    """Bytes the chain holds: per token, per user and the item x topic counts."""
+    layout = state.layout
+    per_token = state.words.nbytes + state.z.nbytes + layout["wi"][1].nbytes * (
+        state.sampler == "mh")
+    per_user = state.indptr.nbytes + layout["cell_ptr"].nbytes
+    counts = state.n_wk.nbytes + state.n_k.nbytes + sum(a.nbytes for a in layout["wt"]) * (
+        state.sampler == "sparse")
+    return {"bytes_per_token": per_token / state.n_tokens,
+            "bytes_per_user": per_user / (state.indptr.shape[0] - 1),
+            "count_bytes": counts}
+
+
+def _rounds(n_topics: int, name: str) -> int:
+    return 2 if (name == "dense" and n_topics == 1000) else 3
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("n_topics", TOPICS)
+@pytest.mark.parametrize("name", ["sparse", "mh", "dense"])
+def test_sampler(benchmark, name, n_topics, threads):
+    data = corpus("medium")
+    n_shards = 1 if threads == 1 else SHARDS_PARALLEL
+    state = sampler.init_state(data.indptr, data.words, n_topics, data.n_items, alpha=0.1,
+                               beta=0.01, seed=0, sampler=name, n_shards=n_shards)
+    numba.set_num_threads(threads)
+    try:
+        for _ in range(BURN_IN):
+            sampler.sweep(state)
+        benchmark.pedantic(sampler.sweep, args=(state,), rounds=_rounds(n_topics, name),
+                           iterations=1)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    rate = data.n_tokens / benchmark.stats.stats.median
+    peer = _PEER_RATE.get(("tomotopy", n_topics, threads))
+    benchmark.extra_info.update({
+        "system": f"gibbslda-{name}", "n_topics": n_topics, "threads": threads,
+        "shards": n_shards, "n_tokens": data.n_tokens, "tokens_per_s": rate,
+        "ratio_to_tomotopy": rate / peer if peer else None, **state_bytes(state),
+    })
+    assert np.isfinite(sampler.log_likelihood(state))
+
+
+@pytest.mark.parametrize("n_topics", [50, 200])
+def test_lda(benchmark, n_topics):
+    """lda (Cython, dense O(K)); its fit always starts from scratch, so a round is a fit of
+    1 + 2 sweeps and the rate is taken from the difference with a 1-sweep fit."""
+    lda = pytest.importorskip("lda")
+    sparse = pytest.importorskip("scipy.sparse")
+    data = corpus("medium")
+    indptr, indices, counts = data.counts()
+    matrix = sparse.csr_matrix((counts, indices, indptr), shape=(data.n_users, data.n_items))
+
+    def fit(n_iter):
+        started = time.perf_counter()
+        lda.LDA(n_topics=n_topics, n_iter=n_iter, alpha=0.1, eta=0.01, random_state=0,
+                refresh=10**9).fit(matrix)
+        return time.perf_counter() - started
+
+    one = fit(1)
+    benchmark.pedantic(fit, args=(3,), rounds=1, iterations=1)
+    rate = 2 * data.n_tokens / (benchmark.stats.stats.median - one)
+    benchmark.extra_info.update({"system": "lda", "n_topics": n_topics, "threads": 1,
+                                 "tokens_per_s": rate})

@@ -24,6 +24,8 @@ def assert_invariants(model, corpus):
         assert np.isfinite(matrix).all()
         np.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-12)
     assert np.isfinite(model.loglik_["loglik"]).all()
+    # log p(w, z) is a log-probability of a discrete outcome: never above 0.
+    assert (model.loglik_["loglik"] < 0).all()
 
 
 @pytest.mark.parametrize("alpha", [0.1, [0.05, 0.1, 0.2, 0.4, 0.8]])

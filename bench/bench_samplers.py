@@ -58,8 +58,8 @@ def test_tomotopy(benchmark, peer_docs, n_topics, threads):
 def state_bytes(state) -> dict:
     """Bytes the chain holds: per token, per user and the item x topic counts."""
     layout = state.layout
-    per_token = state.words.nbytes + state.z.nbytes + layout["wi"][1].nbytes * (
-        state.sampler == "mh")
+    per_token = state.words.nbytes + state.z.nbytes + (
+        layout["wi"][1].nbytes + layout["wi"][2].nbytes) * (state.sampler == "mh")
     per_user = state.indptr.nbytes + layout["cell_ptr"].nbytes
     counts = state.n_wk.nbytes + state.n_k.nbytes + sum(a.nbytes for a in layout["wt"]) * (
         state.sampler == "sparse")

@@ -135,14 +135,21 @@ def _build_layout(state: GibbsState) -> None:
     n_items = state.n_wk.shape[0]
     _, doc_bounds, cell_ptr = shard_layout(state.indptr, state.words, n_items, state.n_shards)
     layout = {"doc_bounds": doc_bounds, "cell_ptr": cell_ptr,
-              "wt": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32), "wi": (_EMPTY_I64, _EMPTY_I64)}
+              "wt": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32),
+              "wi": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32)}
     if state.sampler == "sparse":
         layout["wt"] = _item_topic_lists(state.n_wk, state.words)
     if state.sampler == "mh":
         freq = np.bincount(state.words, minlength=n_items)
         word_ptr = np.zeros(n_items + 1, dtype=np.int64)
         np.cumsum(freq, out=word_ptr[1:])
-        layout["wi"] = (word_ptr, np.argsort(state.words, kind="stable").astype(np.int64))
+        if state.n_tokens >= 2**31:
+            raise ValueError(f"sampler 'mh' indexes tokens with int32 and takes at most "
+                             f"2**31 - 1 tokens, got {state.n_tokens}: use sampler='sparse'")
+        by_item = np.argsort(state.words, kind="stable")
+        tok_pos = np.empty(state.n_tokens, dtype=np.int32)
+        tok_pos[by_item] = np.arange(state.n_tokens, dtype=np.int32)
+        layout["wi"] = (word_ptr, np.ascontiguousarray(state.z[by_item]), tok_pos)
     state.layout = layout
 
 

@@ -153,3 +153,15 @@ def test_auto_picks_sparse_then_mh(planted):
     assert LDA(5, n_iter=1, random_state=0).fit(planted.corpus).state_.sampler == "sparse"
     big = LDA(120, n_iter=1, random_state=0).fit(planted.corpus)
     assert big.state_.sampler == "mh"
+
+
+def test_mh_item_mirror_follows_z(planted):
+    corpus = planted.corpus
+    state = sampler.init_state(corpus.indptr, corpus.words, 7, corpus.n_items, seed=2,
+                               sampler="mh", n_shards=3)
+    for _ in range(4):
+        sampler.sweep(state)
+    word_ptr, word_z, tok_pos = state.layout["wi"]
+    np.testing.assert_array_equal(word_z[tok_pos], state.z)
+    np.testing.assert_array_equal(state.words[np.argsort(tok_pos)],
+                                  np.repeat(np.arange(corpus.n_items), np.diff(word_ptr)))

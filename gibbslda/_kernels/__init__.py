@@ -8,8 +8,9 @@ Glossary (the classic LDA symbols, used in every kernel):
 - ``cell_ptr`` (int64, D x (P + 1)): the tokens of user ``d`` whose item lies in item block
   ``b`` are ``cell_ptr[d, b]:cell_ptr[d, b + 1]`` (each user's tokens are ordered by block).
 - ``doc_bounds`` (int64, P + 1): shard ``p`` owns users ``doc_bounds[p]:doc_bounds[p + 1]``.
-- ``word_ptr`` (int64, V + 1), ``word_tok`` (int64, N): the tokens of item ``w`` are
-  ``word_tok[word_ptr[w]:word_ptr[w + 1]]`` (only the Metropolis-Hastings sampler uses them).
+- ``word_ptr`` (int64, V + 1), ``word_z`` (int32, N), ``tok_pos`` (int32, N): the topics of
+  item ``w``'s tokens are ``word_z[word_ptr[w]:word_ptr[w + 1]]``, token ``i``'s at
+  ``word_z[tok_pos[i]]`` (only the Metropolis-Hastings sampler uses them).
 - ``n_wk`` (int32, V x K, item-major so one item's row is contiguous), ``n_k`` (int64, K):
   topic counts per item and in total. Per-user counts ``n_dk`` are never stored for the
   whole corpus: each kernel rebuilds one user's row from ``z`` in a K-sized scratch array.

@@ -43,7 +43,7 @@ def sweep_sharded(kind, tok, wt, wi, n_wk, n_k, prior, rng, doc_bounds, mh_steps
     """One sweep of sampler ``kind`` (DENSE, SPARSE or MH) over every token, P shards.
 
     ``tok = (indptr, cell_ptr, words, z)``, ``wt = (wt_ptr, wt_topic, wt_len)`` (SPARSE),
-    ``wi = (word_ptr, word_tok)`` (MH), ``prior = (alpha, alpha_cdf, beta)``.
+    ``wi = (word_ptr, word_z, tok_pos)`` (MH), ``prior = (alpha, alpha_cdf, beta)``.
     """
     n_shards = doc_bounds.shape[0] - 1
     local = np.empty((n_shards, n_k.shape[0]), dtype=np.int64)

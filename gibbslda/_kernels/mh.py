@@ -6,14 +6,16 @@ Two proposals alternate, each drawn in O(1) and accepted with the exact MH ratio
 step leaves pi invariant and the chain targets the LDA posterior:
 
 - item proposal q(k) proportional to n_wk + beta (counts with i): pick one of item w's
-  tokens uniformly and take its topic, or (with weight K beta) a uniform topic;
+  tokens uniformly and take its topic, or (with weight K beta) a uniform topic; the
+  topics of each item's tokens are mirrored, item-major, in ``word_z`` (token i sits at
+  ``tok_pos[i]``) so the pick is one read from a contiguous run;
   acceptance min(1, (n_dt + alpha_t)(n_s + V beta) / ((n_ds + alpha_s)(n_t + V beta)));
 - user proposal q(k) proportional to n_dk + alpha_k (counts with i): pick one of the user's
   tokens uniformly and take its topic, or (weight sum(alpha)) a topic drawn from alpha;
   acceptance min(1, (n_wt + beta)(n_s + V beta) / ((n_ws + beta)(n_t + V beta))).
 
-Token i's own topic ``z[i]`` always holds the chain's current state s during its steps,
-which is what makes "counts with i" in the proposals exact.
+Token i's own topic ``z[i]`` (and its mirror in ``word_z``) always holds the chain's current
+state s during its steps, which is what makes "counts with i" in the proposals exact.
 
 References
 ----------
@@ -30,7 +32,7 @@ from gibbslda._rng import uniform
 @njit(cache=True, nogil=True)
 def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps):
     indptr, cell_ptr, words, z = tok
-    word_ptr, word_tok = wi
+    word_ptr, word_z, tok_pos = wi
     n_topics = n_k.shape[0]
     v_beta = n_wk.shape[0] * beta
     k_beta = n_topics * beta
@@ -54,7 +56,7 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
             for _ in range(mh_steps):
                 u = uniform(rng) * (n_w + k_beta)
                 if u < n_w:
-                    t = z[word_tok[w_start + np.int64(u)]]
+                    t = word_z[w_start + np.int64(u)]
                 else:
                     t = min(np.int64((u - n_w) / beta), n_topics - 1)
                 if t != s:
@@ -63,6 +65,7 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
                     if ratio >= 1.0 or uniform(rng) < ratio:
                         s = t
                         z[i] = s
+                        word_z[tok_pos[i]] = s
                 u = uniform(rng) * (n_d + alpha_sum)
                 if u < n_d:
                     t = z[start + np.int64(u)]
@@ -74,6 +77,7 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
                     if ratio >= 1.0 or uniform(rng) < ratio:
                         s = t
                         z[i] = s
+                        word_z[tok_pos[i]] = s
             n_dk[s] += 1
             n_wk[w, s] += 1
             n_k[s] += 1

@@ -200,7 +200,8 @@ def tables(runs, at_iterations, at_seconds) -> str:
     by_system = {s: [run for run in runs if run.system == s] for s in systems}
     ref = by_system.get("tomotopy", [])
     head = ["system", "tokens/s", "setup s", "sweeps", "train s"]
-    lines = []
+    lines = ["Held-out log-likelihood per token (median over seeds); in brackets the relative "
+             "difference to tomotopy, + = higher (better).", ""]
     for kind, marks, pick in (("sweeps", at_iterations, value_at_iteration),
                               ("s", at_seconds, value_by_seconds)):
         cols = head + [f"@{m:g} {kind}" for m in marks]

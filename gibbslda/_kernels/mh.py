@@ -60,9 +60,9 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
                 else:
                     t = min(np.int64((u - n_w) / beta), n_topics - 1)
                 if t != s:
-                    ratio = ((n_dk[t] + alpha[t]) * (n_k[s] + v_beta)
-                             / ((n_dk[s] + alpha[s]) * (n_k[t] + v_beta)))
-                    if ratio >= 1.0 or uniform(rng) < ratio:
+                    num = (n_dk[t] + alpha[t]) * (n_k[s] + v_beta)
+                    den = (n_dk[s] + alpha[s]) * (n_k[t] + v_beta)
+                    if num >= den or uniform(rng) * den < num:  # accept w.p. min(1, num/den)
                         s = t
                         z[i] = s
                         word_z[tok_pos[i]] = s
@@ -72,9 +72,9 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
                 else:
                     t = min(np.searchsorted(alpha_cdf, u - n_d, side="right"), n_topics - 1)
                 if t != s:
-                    ratio = ((n_wk[w, t] + beta) * (n_k[s] + v_beta)
-                             / ((n_wk[w, s] + beta) * (n_k[t] + v_beta)))
-                    if ratio >= 1.0 or uniform(rng) < ratio:
+                    num = (n_wk[w, t] + beta) * (n_k[s] + v_beta)
+                    den = (n_wk[w, s] + beta) * (n_k[t] + v_beta)
+                    if num >= den or uniform(rng) * den < num:
                         s = t
                         z[i] = s
                         word_z[tok_pos[i]] = s

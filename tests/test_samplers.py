@@ -149,10 +149,11 @@ def test_every_sampler_reaches_the_same_quality(held_out):
                for v in scores.values()), scores
 
 
-def test_auto_picks_sparse_then_mh(planted):
-    assert LDA(5, n_iter=1, random_state=0).fit(planted.corpus).state_.sampler == "sparse"
-    big = LDA(120, n_iter=1, random_state=0).fit(planted.corpus)
-    assert big.state_.sampler == "mh"
+def test_auto_picks_dense_then_sparse(planted):
+    def chosen(n_topics):
+        return LDA(n_topics, n_iter=1, random_state=0).fit(planted.corpus).state_.sampler
+
+    assert (chosen(63), chosen(64), chosen(1000)) == ("dense", "sparse", "sparse")
 
 
 def test_mh_item_mirror_follows_z(planted):

@@ -1,4 +1,4 @@
-"""Per-stream pseudo-random numbers for the numba kernels.
+"""Seeding of the per-stream pseudo-random numbers the numba kernels draw.
 
 Every sampling stream (one per shard, one for fold-in) owns a xoshiro256** state of four
 uint64 words, held as one row of a ``(n_streams, 4)`` uint64 array. The kernels advance
@@ -15,35 +15,16 @@ Blackman & Vigna (2021), "Scrambled linear pseudorandom number generators", ACM 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 _ONE = np.uint64(1)
-_TWO53_INV = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@njit(cache=True, inline="always")
-def _rotl(x, k):
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
-
-
-@njit(cache=True, inline="always")
-def next_uint64(s):
-    """Advance the xoshiro256** state ``s`` (uint64[4]) and return the next output."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
-    return result
-
-
-@njit(cache=True, inline="always")
-def uniform(s):
-    """Next double in [0, 1) from the top 53 bits of the stream ``s``."""
-    return np.float64(next_uint64(s) >> np.uint64(11)) * _TWO53_INV
+def __getattr__(name: str):
+    # The numba stream functions live in gibbslda._kernels (see its docstring for why).
+    if name in ("next_uint64", "uniform"):
+        from gibbslda import _kernels
+        return getattr(_kernels, name)
+    raise AttributeError(f"module 'gibbslda._rng' has no attribute {name!r}")
 
 
 def resolve_entropy(random_state) -> int:

@@ -247,7 +247,7 @@ def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Cor
                     user_ids=np.asarray(users)[keep], item_ids=vocab.to_numpy(),
                     n_dropped_users=int((~keep).sum()),
                     n_dropped_tokens=n_input_tokens - int(words.shape[0]))
-    if corpus.n_tokens == 0:
+    if corpus.n_tokens == 0 and drop_empty:
         raise ValueError("the corpus is empty: no user has a token with a positive weight"
                          + (" and a known item" if vocabulary is not None else "")
                          + "; check the filters and the weight column")

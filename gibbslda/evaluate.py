@@ -62,7 +62,10 @@ def completion_log_likelihood(model, observed, hidden) -> float:
 
     theta of each held-out user comes from folding in the observed part with the topics
     fixed (``model.transform``); each hidden token then scores log sum_k theta_k phi_k,w.
-    Hidden tokens whose item the model never saw are left out. Perplexity is exp(-value).
+    Hidden tokens whose item is not in the model's vocabulary are left out (with
+    :func:`split_users` the training corpus keeps the whole vocabulary, so none are: an
+    item seen only by held-out users scores its smoothed probability). Perplexity is
+    exp(-value).
     """
     theta = model.transform(observed)
     hidden = as_corpus(hidden, vocabulary=model.item_ids_, drop_empty=False)

@@ -28,6 +28,7 @@ import polars as pl
 from gibbslda import sampler as _sampler
 from gibbslda.corpus import Corpus
 from gibbslda.errors import ModelFileError
+from gibbslda.model import HISTORY_DTYPE, LDA
 
 SCHEMA_VERSION = 1
 FORMAT = "gibbslda-model"
@@ -75,8 +76,6 @@ def save(model, path) -> Path:
 def load(path):
     """Read a model folder written by :func:`save`. Raises ModelFileError when it is
     missing, damaged, from an unknown schema, or holds anything that would need pickle."""
-    from gibbslda.model import LDA
-
     path = Path(path)
     meta = _read_meta(path)
     arrays = _read_arrays(path / "arrays.npz")
@@ -149,14 +148,21 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
         "words": ((fitted["n_tokens"],), np.int32),
         "z": ((fitted["n_tokens"],), np.int32),
         "alpha": ((fitted["n_topics"],), np.float64),
-        "loglik": (None, a["loglik"].dtype),
+        "loglik": (None, HISTORY_DTYPE),
     }
     for name, (shape, dtype) in expected.items():
         if (shape is not None and a[name].shape != shape) or a[name].dtype != dtype:
             raise ModelFileError(f"{path}: array {name!r} has shape {a[name].shape} and "
                                  f"dtype {a[name].dtype}, expected {shape} {np.dtype(dtype)}")
-    if a["rng"].dtype != np.uint64 or a["rng"].ndim != 2 or a["rng"].shape[1] != 4:
-        raise ModelFileError(f"{path}: random stream states are malformed")
+    n_shards = fitted.get("n_shards")
+    if (a["rng"].dtype != np.uint64 or a["rng"].ndim != 2 or a["rng"].shape[1] != 4
+            or not isinstance(n_shards, int) or n_shards < 1 or a["rng"].shape[0] != n_shards):
+        raise ModelFileError(f"{path}: random stream states do not match the model's "
+                             f"{n_shards!r} shards; the folder is damaged")
+    if fitted.get("sampler") not in _sampler.SAMPLERS or not (
+            isinstance(fitted.get("mh_steps"), int) and fitted["mh_steps"] >= 1):
+        raise ModelFileError(f"{path}: unknown sampler settings {fitted.get('sampler')!r}, "
+                             f"mh_steps {fitted.get('mh_steps')!r}")
     n_tokens = fitted["n_tokens"]
     if (a["indptr"][0] != 0 or a["indptr"][-1] != n_tokens or np.any(np.diff(a["indptr"]) < 0)
             or (n_tokens and (a["words"].min() < 0 or a["words"].max() >= fitted["n_items"]

@@ -125,7 +125,13 @@ class LDA:
 
     def resume(self, n_iter: int | None = None, callback=None) -> "LDA":
         """Continue the chain exactly where it stopped: ``n_iter`` more sweeps (default:
-        the sweeps left to reach ``self.n_iter``). Equal, bit for bit, to never stopping."""
+        the sweeps left to reach ``self.n_iter``).
+
+        The chain (topics, counts, random streams) equals, bit for bit, a run that never
+        stopped. ``loglik_`` records every ``eval_every``-th sweep and the last sweep of
+        each call, so a run stopped by ``callback`` and resumed with ``resume()`` has the
+        same history too; ``fit`` then ``resume(n)`` adds a point where the first call
+        ended."""
         self._check_fitted()
         self._validate()
         if n_iter is None:

@@ -133,7 +133,12 @@ def shard_layout(indptr, words, n_items: int, n_shards: int):
 def _build_layout(state: GibbsState) -> None:
     """Derive the partition and the sampler's indexes from (indptr, words, z, n_wk)."""
     n_items = state.n_wk.shape[0]
-    _, doc_bounds, cell_ptr = shard_layout(state.indptr, state.words, n_items, state.n_shards)
+    order, doc_bounds, cell_ptr = shard_layout(state.indptr, state.words, n_items,
+                                               state.n_shards)
+    if not np.array_equal(order, np.arange(state.n_tokens)):
+        # Cells must hold only their item block's tokens, or two shards share counts.
+        raise ValueError("each user's tokens must be ordered by item block for "
+                         f"n_shards={state.n_shards}: build the state with init_state")
     layout = {"doc_bounds": doc_bounds, "cell_ptr": cell_ptr,
               "wt": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32),
               "wi": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32)}
@@ -201,7 +206,17 @@ def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alph
 
 def restore_state(indptr, words, z, n_topics: int, n_items: int, *, alpha, beta, rng,
                   sampler: str, n_shards: int, mh_steps: int = 2) -> GibbsState:
-    """Rebuild a state from saved assignments: counts and indexes are derived from z."""
+    """Rebuild a state from saved assignments: counts and indexes are derived from z.
+
+    With ``n_shards > 1`` each user's tokens (and their topics) are put in item-block
+    order, as :func:`init_state` does; a state that init_state made is already in it.
+    """
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    words = np.ascontiguousarray(words, dtype=np.int32)
+    z = np.ascontiguousarray(z, dtype=np.int32)
+    if n_shards > 1:
+        order = shard_layout(indptr, words, n_items, n_shards)[0]
+        words, z = np.ascontiguousarray(words[order]), np.ascontiguousarray(z[order])
     _, n_wk, n_k = counts_from_z(indptr, words, z, n_topics, n_items)
     state = GibbsState(indptr=indptr, words=words, z=z, n_wk=n_wk, n_k=n_k,
                        alpha=as_alpha(alpha, n_topics), beta=float(beta), rng=rng,
@@ -267,10 +282,16 @@ def fold_in(indptr, words, topic_word, alpha, *, n_iter: int = 50, burn_in: int 
     theta estimate over the sweeps after ``burn_in``. ``rng`` (uint64 (4,) or (1, 4)) is
     advanced in place when given; otherwise a stream is seeded from ``seed``.
     """
+    if not 0 <= burn_in < n_iter:
+        raise ValueError(f"fold-in needs 0 <= burn_in < n_iter, got burn_in={burn_in}, "
+                         f"n_iter={n_iter}")
     topic_word = np.asarray(topic_word, dtype=np.float64)
     phi_wk = np.ascontiguousarray(topic_word.T)
     if rng is None:
         rng = _rng.seed_streams(_rng.resolve_entropy(seed), 1, 1)
+    if rng.dtype != np.uint64 or not rng.flags.c_contiguous or rng.size < 4:
+        raise ValueError("rng must be a C-contiguous uint64 array of stream states "
+                         "(4 words each), advanced in place")
     stream = rng.reshape(-1, 4)[0]
     return _kernels.fold_in(
         np.ascontiguousarray(indptr, dtype=np.int64),

@@ -77,6 +77,20 @@ def test_damaged_folders_are_refused(fitted, tmp_path, damage, match):
         LDA.load(tmp_path / "m")
 
 
+@pytest.mark.parametrize("name,value,match", [
+    ("rng", np.zeros((0, 4), dtype=np.uint64), "random stream states do not match"),
+    ("loglik", np.zeros(3), "array 'loglik'"),
+])
+def test_arrays_that_would_crash_a_kernel_are_refused(fitted, tmp_path, name, value, match):
+    fitted.save(tmp_path / "m")
+    with np.load(tmp_path / "m" / "arrays.npz") as npz:
+        arrays = dict(npz)
+    arrays[name] = value
+    np.savez(tmp_path / "m" / "arrays.npz", **arrays)
+    with pytest.raises(ModelFileError, match=match):
+        LDA.load(tmp_path / "m")
+
+
 def test_inconsistent_arrays_are_refused(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     with np.load(tmp_path / "m" / "arrays.npz") as npz:

@@ -178,9 +178,15 @@ def test_transform_unknown_items_give_prior_mean():
     theta = model.transform(Corpus.from_lists([["zzz"], ["a", "zzz"]]))
     np.testing.assert_allclose(theta[0], [0.25, 0.75])
     assert theta.shape == (2, 2)
+    np.testing.assert_allclose(model.transform([["zzz"], ["yyy"]]), [[0.25, 0.75]] * 2)
 
 
-def test_kernels_compile_once_for_odd_inputs():
+def test_fold_in_rejects_burn_in_not_below_iterations():
+    with pytest.raises(ValueError, match="burn_in < n_iter"):
+        sampler.fold_in([0, 1], [0], np.ones((2, 1)), 0.1, n_iter=5, burn_in=5)
+
+
+def test_kernels_compile_once_for_odd_inputs(tmp_path):
     class Csr:  # a duck-typed matrix with unusual dtypes
         indptr = np.array([0, 2, 3], dtype=np.int32)
         indices = np.array([0, 3, 1], dtype=np.uint16)
@@ -189,6 +195,10 @@ def test_kernels_compile_once_for_odd_inputs():
     LDA(2, n_iter=2, random_state=0).fit(Csr()).transform(Csr())
     LDA(3, alpha=np.array([1, 2, 3], dtype=np.int64), beta=1, n_iter=2,
         random_state=np.uint32(3)).fit([["x", "y"], ["y"]]).transform([["y"]])
+    for name in ("dense", "sparse", "mh"):
+        LDA(70, sampler=name, n_shards=2, n_iter=2, random_state=0).fit(Csr()).save(
+            tmp_path / name)
+        LDA.load(tmp_path / name).resume(2)
     for kernel in (_kernels.sweep_serial, _kernels.sweep_sharded, _kernels.init_topics, _kernels.log_joint,
                    _kernels.fold_in):
         assert len(kernel.signatures) == 1, (kernel, kernel.signatures)

@@ -57,6 +57,14 @@ def test_shards_partition_users_and_items(planted):
     assert doc_bounds[0] == 0 and doc_bounds[-1] == corpus.n_users
     np.testing.assert_array_equal(cell_ptr[:, 0], corpus.indptr[:-1])
     np.testing.assert_array_equal(cell_ptr[:, -1], corpus.indptr[1:])
+    freq = np.cumsum(np.bincount(corpus.words, minlength=corpus.n_items))
+    targets = corpus.n_tokens * np.arange(1, 4) / 4
+    item_bounds = np.concatenate([[0], np.searchsorted(freq, targets, side="right"),
+                                  [corpus.n_items]])
+    for d in range(0, corpus.n_users, 7):
+        for b in range(4):  # every cell holds only its item block's tokens
+            cell = corpus.words[cell_ptr[d, b]:cell_ptr[d, b + 1]]
+            assert np.all((cell >= item_bounds[b]) & (cell < item_bounds[b + 1]))
     tokens = np.diff(corpus.indptr)
     shard_tokens = [tokens[a:b].sum() for a, b in zip(doc_bounds[:-1], doc_bounds[1:])]
     # Blocks are cut at user boundaries, so balance is within one user's length of N / P.
@@ -95,12 +103,35 @@ def test_same_model_with_sixteen_threads(planted, tmp_path):
     assert out.stdout.split() == ["0", "0", "0"]
 
 
-def test_fitting_on_the_model_matches_resume(planted, tmp_path):
-    whole = LDA(5, sampler="sparse", n_shards=3, n_iter=10, random_state=4).fit(planted.corpus)
-    part = LDA(5, sampler="sparse", n_shards=3, n_iter=10, random_state=4)
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_sharded_save_load_resume_equals_uninterrupted(planted, tmp_path, name):
+    params = dict(sampler=name, n_shards=3, n_iter=10, eval_every=3, random_state=4)
+    whole = LDA(5, **params).fit(planted.corpus)
+    part = LDA(5, **params)
     part.fit(planted.corpus, callback=lambda info: info.iteration < 4).save(tmp_path / "m")
     resumed = LDA.load(tmp_path / "m").resume()
     assert fingerprint(resumed) == fingerprint(whole)
+    assert (resumed.loglik_[["iteration", "loglik"]].tolist()
+            == whole.loglik_[["iteration", "loglik"]].tolist())
+
+
+def test_restore_state_orders_tokens_by_item_block():
+    indptr = np.array([0, 4, 8])
+    words = np.array([3, 0, 2, 1, 1, 3, 0, 2])
+    z = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    state = sampler.restore_state(indptr, words, z, 2, 4, alpha=0.1, beta=0.01,
+                                  rng=_rng_states(2), sampler="mh", n_shards=2)
+    cell_ptr = state.layout["cell_ptr"]
+    for d in range(2):  # item blocks here are {0, 1} and {2, 3}
+        assert set(state.words[cell_ptr[d, 0]:cell_ptr[d, 1]]) <= {0, 1}
+        assert set(state.words[cell_ptr[d, 1]:cell_ptr[d, 2]]) <= {2, 3}
+    # each token keeps its topic through the reorder
+    assert sorted(zip(state.words.tolist(), state.z.tolist())) == sorted(zip(words, z))
+
+
+def _rng_states(n):
+    from gibbslda import _rng
+    return _rng.seed_streams(0, 0, n)
 
 
 @pytest.fixture(scope="module")

@@ -169,6 +169,14 @@ def fold_in(indptr, words, phi_wk, alpha, n_iter, burn_in, rng):
 
 
 # -- exact Gibbs cells ----------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _count(n_dk, n_wk, n_k, w, k, delta):
+    """Add ``delta`` to topic k's count for the user, for item w and in total."""
+    n_dk[k] += delta
+    n_wk[w, k] += delta
+    n_k[k] += delta
+
+
 @njit(cache=True, nogil=True)
 def dense_cell(tok, n_wk, n_k, alpha, beta, rng, d0, d1, b):
     """Gibbs on each token: p(k) proportional to (n_dk + alpha_k)(n_wk + beta)/(n_k + V beta).
@@ -188,9 +196,7 @@ def dense_cell(tok, n_wk, n_k, alpha, beta, rng, d0, d1, b):
         for i in range(cell_ptr[d, b], cell_ptr[d, b + 1]):
             w = words[i]
             k = z[i]
-            n_dk[k] -= 1
-            n_wk[w, k] -= 1
-            n_k[k] -= 1
+            _count(n_dk, n_wk, n_k, w, k, -1)
             total = 0.0
             for t in range(n_topics):
                 total += (n_dk[t] + alpha[t]) * (n_wk[w, t] + beta) / (n_k[t] + v_beta)
@@ -200,9 +206,7 @@ def dense_cell(tok, n_wk, n_k, alpha, beta, rng, d0, d1, b):
             while k < n_topics - 1 and cum[k] <= u:
                 k += 1
             z[i] = k
-            n_dk[k] += 1
-            n_wk[w, k] += 1
-            n_k[k] += 1
+            _count(n_dk, n_wk, n_k, w, k, 1)
         for i in range(indptr[d], indptr[d + 1]):
             n_dk[z[i]] -= 1
 
@@ -277,9 +281,7 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
             # take token i out: every cached term that involves topic k changes
             s_sum -= alpha[k] * beta * inv[k]
             r_sum -= n_dk[k] * beta * inv[k]
-            n_dk[k] -= 1
-            n_wk[w, k] -= 1
-            n_k[k] -= 1
+            _count(n_dk, n_wk, n_k, w, k, -1)
             inv[k] = 1.0 / (n_k[k] + v_beta)
             s_sum += alpha[k] * beta * inv[k]
             r_sum += n_dk[k] * beta * inv[k]
@@ -331,9 +333,7 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
                 doc_topics[n_doc_topics] = k
                 n_doc_topics += 1
             z[i] = k
-            n_dk[k] += 1
-            n_wk[w, k] += 1
-            n_k[k] += 1
+            _count(n_dk, n_wk, n_k, w, k, 1)
             inv[k] = 1.0 / (n_k[k] + v_beta)
             s_sum += alpha[k] * beta * inv[k]
             r_sum += n_dk[k] * beta * inv[k]
@@ -387,9 +387,7 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
         for i in range(cell_ptr[d, b], cell_ptr[d, b + 1]):
             w = words[i]
             s = z[i]
-            n_dk[s] -= 1
-            n_wk[w, s] -= 1
-            n_k[s] -= 1
+            _count(n_dk, n_wk, n_k, w, s, -1)
             w_start = word_ptr[w]
             n_w = word_ptr[w + 1] - w_start
             for _ in range(mh_steps):
@@ -417,9 +415,7 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
                         s = t
                         z[i] = s
                         word_z[tok_pos[i]] = s
-            n_dk[s] += 1
-            n_wk[w, s] += 1
-            n_k[s] += 1
+            _count(n_dk, n_wk, n_k, w, s, 1)
         for i in range(start, start + n_d):
             n_dk[z[i]] -= 1
 

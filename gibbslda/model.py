@@ -47,7 +47,7 @@ class LDA:
         Seed of every random stream; the same seed gives the same model bit for bit.
     sampler : {"auto", "dense", "sparse", "mh"}, default "auto"
         The sweep kernel (see :mod:`gibbslda.sampler`). "auto" picks "dense" below
-        ``AUTO_SPARSE_TOPICS`` (64) topics and "sparse" from there on (bench/README.md).
+        ``AUTO_SPARSE_TOPICS`` (40) topics and "sparse" from there on (bench/README.md).
     n_shards : int, default 1
         Blocks the users and items are split into for the parallel sweep; a model
         setting, not the thread count. 1 is the exact serial chain; more shards let more
@@ -302,12 +302,13 @@ class LDA:
         self._alpha = _sampler.as_alpha(alpha, self.n_topics)
 
 
-# "auto" by K, from bench/README.md (2.5M-token users x items corpus, one thread): below
-# 64 topics the dense sampler's simple O(K) loop is fastest (K=50: 6.4M tokens/s against
-# sparse 5.9M); from 64 on SparseLDA (K=200: 4.0M against dense 1.4M; K=1000: 3.1M). The
-# MH sampler was not faster than sparse per sweep up to K=1000 and needs about twice the
-# sweeps for the same held-out likelihood, so auto never picks it: ask for it by name.
-AUTO_SPARSE_TOPICS = 64
+# "auto" by K, measured on the 2.5M-token benchmark corpus, one thread (bench/README.md):
+# the dense O(K) loop is faster up to K = 32 (first 10 sweeps: K=4 21.6M tokens/s against
+# sparse 14.8M, K=32 7.4M against 6.4M); SparseLDA is faster from K = 50 over a whole
+# training (200 sweeps at K=50: 7.3M against 5.3M; K=200: 4.9M against 1.1M). The MH
+# sampler was not faster than sparse at equal held-out likelihood up to K = 1000 (it needs
+# about twice the sweeps), so auto never picks it: ask for it by name.
+AUTO_SPARSE_TOPICS = 40
 
 
 @contextmanager

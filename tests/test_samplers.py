@@ -184,7 +184,7 @@ def test_auto_picks_dense_then_sparse(planted):
     def chosen(n_topics):
         return LDA(n_topics, n_iter=1, random_state=0).fit(planted.corpus).state_.sampler
 
-    assert (chosen(63), chosen(64), chosen(1000)) == ("dense", "sparse", "sparse")
+    assert (chosen(39), chosen(40), chosen(1000)) == ("dense", "sparse", "sparse")
 
 
 def test_mh_item_mirror_follows_z(planted):

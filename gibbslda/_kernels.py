@@ -76,13 +76,30 @@ def uniform(s):
     return np.float64(next_uint64(s) >> np.uint64(11)) * _TWO53_INV
 
 
+@njit(cache=True, inline="always")
+def uniform_topic(rng, n_topics):
+    """A topic drawn uniformly from 0..n_topics - 1."""
+    return min(np.int64(uniform(rng) * n_topics), n_topics - 1)
+
+
+@njit(cache=True, inline="always")
+def _draw_cumulative(cum, n_topics, rng):
+    """Inverse-CDF draw from running totals ``cum[:n_topics]``: the first k with
+    cum[k] > u * cum[-1]."""
+    u = uniform(rng) * cum[n_topics - 1]
+    k = 0
+    while k < n_topics - 1 and cum[k] <= u:
+        k += 1
+    return k
+
+
 # -- shared: initialisation, likelihood, fold-in ------------------------------------
 @njit(cache=True, nogil=True)
 def init_topics(words, z, n_wk, n_k, rng):
     """Draw every token's topic uniformly at random and build the counts from them."""
     n_topics = n_k.shape[0]
     for i in range(words.shape[0]):
-        k = min(np.int64(uniform(rng) * n_topics), n_topics - 1)
+        k = uniform_topic(rng, n_topics)
         z[i] = k
         n_wk[words[i], k] += 1
         n_k[k] += 1
@@ -143,7 +160,7 @@ def fold_in(indptr, words, phi_wk, alpha, n_iter, burn_in, rng):
         n_d = indptr[d + 1] - start
         counts[:] = 0
         for j in range(n_d):
-            k = min(np.int64(uniform(rng) * n_topics), n_topics - 1)
+            k = uniform_topic(rng, n_topics)
             z[j] = k
             counts[k] += 1
         for it in range(n_iter):
@@ -154,10 +171,7 @@ def fold_in(indptr, words, phi_wk, alpha, n_iter, burn_in, rng):
                 for t in range(n_topics):
                     total += (counts[t] + alpha[t]) * phi_wk[w, t]
                     cum[t] = total
-                u = uniform(rng) * total
-                k = 0
-                while k < n_topics - 1 and cum[k] <= u:
-                    k += 1
+                k = _draw_cumulative(cum, n_topics, rng)
                 z[j] = k
                 counts[k] += 1
             if it >= burn_in:
@@ -201,10 +215,7 @@ def dense_cell(tok, n_wk, n_k, alpha, beta, rng, d0, d1, b):
             for t in range(n_topics):
                 total += (n_dk[t] + alpha[t]) * (n_wk[w, t] + beta) / (n_k[t] + v_beta)
                 cum[t] = total
-            u = uniform(rng) * total
-            k = 0
-            while k < n_topics - 1 and cum[k] <= u:
-                k += 1
+            k = _draw_cumulative(cum, n_topics, rng)
             z[i] = k
             _count(n_dk, n_wk, n_k, w, k, 1)
         for i in range(indptr[d], indptr[d + 1]):

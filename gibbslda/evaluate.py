@@ -88,7 +88,8 @@ def _subset(corpus: Corpus, users: np.ndarray) -> Corpus:
     lengths = corpus.lengths[users]
     indptr = np.zeros(users.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    take = np.concatenate([np.arange(corpus.indptr[d], corpus.indptr[d + 1]) for d in users])
+    # token j of the subset is token j - indptr[r] + corpus.indptr[users[r]] of the corpus
+    take = np.arange(indptr[-1]) + np.repeat(corpus.indptr[users] - indptr[:-1], lengths)
     return Corpus(indptr, corpus.words[take], corpus.user_ids[users], corpus.item_ids)
 
 

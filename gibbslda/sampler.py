@@ -121,7 +121,9 @@ def shard_layout(indptr, words, n_items: int, n_shards: int):
     block = (np.searchsorted(item_bounds, words, side="right") - 1).astype(np.int64)
     users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
     key = users * n_shards + block
-    order = np.argsort(key, kind="stable")
+    # A Corpus's tokens are already in this order: skip the O(N log N) sort then.
+    ordered = key.shape[0] < 2 or bool(np.all(key[1:] >= key[:-1]))
+    order = np.arange(key.shape[0]) if ordered else np.argsort(key, kind="stable")
     cells = np.bincount(key, minlength=n_users * n_shards).reshape(n_users, n_shards)
     cell_ptr = np.empty((n_users, n_shards + 1), dtype=np.int64)
     cell_ptr[:, 0] = indptr[:-1]

@@ -64,11 +64,11 @@ def state_bytes(state) -> dict:
     per_token = state.words.nbytes + state.z.nbytes + (
         layout["wi"][1].nbytes + layout["wi"][2].nbytes) * (state.sampler == "mh")
     per_user = state.indptr.nbytes + layout["cell_ptr"].nbytes
-    counts = state.n_wk.nbytes + state.n_k.nbytes + sum(a.nbytes for a in layout["wt"]) * (
+    counts = state.n_wk.nbytes + state.n_k.nbytes + sum(a.nbytes for a in layout["wc"]) * (
         state.sampler == "sparse")
     return {"bytes_per_token": per_token / state.n_tokens,
             "bytes_per_user": per_user / (state.indptr.shape[0] - 1),
-            "count_bytes": counts}
+            "count_bytes": counts, "dense_count_bytes": 4 * state.n_items * state.n_topics}
 
 
 def _rounds(n_topics: int, name: str) -> int:

@@ -56,6 +56,7 @@ def stream_states(seed_seq: np.random.SeedSequence, n_streams: int) -> np.ndarra
 
 
 def seed_streams(entropy: int, purpose: int, n_streams: int) -> np.ndarray:
-    """States for ``n_streams`` streams of one purpose (0 = training, 1 = fold-in)."""
+    """States for ``n_streams`` streams of one purpose (0 = training, 1 = fold-in,
+    2 = left-to-right evaluation)."""
     root = np.random.SeedSequence(entropy, spawn_key=(purpose,))
     return stream_states(root, n_streams)

@@ -35,8 +35,12 @@ FORMAT = "gibbslda-model"
 _ARRAYS = ("indptr", "words", "z", "alpha", "rng", "loglik")
 
 
-def save(model, path) -> Path:
-    """Write ``model`` (fitted) to the folder ``path``, replacing what was there."""
+def save(model, path, *, extra=None) -> Path:
+    """Write ``model`` (fitted) to the folder ``path``, replacing what was there.
+
+    ``extra`` maps file names to polars frames written as Parquet into the same folder
+    (the CLI keeps item labels there, ``labels.parquet``); :func:`read_extra` reads one.
+    """
     state = model._check_fitted()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +52,7 @@ def save(model, path) -> Path:
         "fitted": {
             "n_topics": int(state.n_k.shape[0]),
             "n_users": int(state.indptr.shape[0] - 1),
-            "n_items": int(state.n_wk.shape[0]),
+            "n_items": state.n_items,
             "n_tokens": state.n_tokens,
             "n_iter": int(model.n_iter_),
             "seconds": float(model.seconds_),
@@ -66,6 +70,10 @@ def save(model, path) -> Path:
                  alpha=state.alpha, rng=state.rng, loglik=model.loglik_)
         pl.DataFrame({"user_id": model.user_ids_}).write_parquet(tmp / "users.parquet")
         pl.DataFrame({"item_id": model.item_ids_}).write_parquet(tmp / "items.parquet")
+        for name, frame in (extra or {}).items():
+            if "/" in name or name in ("users.parquet", "items.parquet"):
+                raise ValueError(f"extra file name {name!r} is taken or not a plain name")
+            frame.write_parquet(tmp / name)
         (tmp / "model.json").write_text(json.dumps(meta, indent=2))
         _replace_dir(tmp, path)
     finally:
@@ -87,6 +95,7 @@ def load(path):
                              "save the model again") from exc
     fitted = meta["fitted"]
     n_topics, n_items = fitted["n_topics"], fitted["n_items"]
+    arrays["loglik"] = _upgrade_history(arrays["loglik"])
     _check_shapes(path, arrays, fitted, users, items)
     params = dict(meta["params"])
     model = LDA(**params)
@@ -101,6 +110,17 @@ def load(path):
     model.seed_entropy_ = int(fitted["seed_entropy"])
     model.loglik_ = arrays["loglik"]
     return model
+
+
+def read_extra(path, name: str):
+    """An extra Parquet file that :func:`save` wrote into a model folder, or None."""
+    file = Path(path) / name
+    if not file.is_file():
+        return None
+    try:
+        return pl.read_parquet(file)
+    except Exception as exc:  # polars raises several types for a bad file
+        raise ModelFileError(f"{file} is unreadable ({exc}); the folder is damaged") from exc
 
 
 def _read_meta(path: Path) -> dict:
@@ -140,6 +160,17 @@ def _read_arrays(file: Path) -> dict:
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{file} is missing or damaged ({exc}); save the model "
                              "again") from exc
+
+
+def _upgrade_history(history: np.ndarray) -> np.ndarray:
+    """Histories saved before the held-out column existed get it, filled with NaN."""
+    if history.dtype.names != ("iteration", "seconds", "loglik"):
+        return history  # current, or damaged: _check_shapes decides
+    upgraded = np.zeros(history.shape, dtype=HISTORY_DTYPE)
+    for name in history.dtype.names:
+        upgraded[name] = history[name]
+    upgraded["heldout"] = np.nan
+    return upgraded
 
 
 def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:

@@ -13,14 +13,16 @@ from gibbslda.corpus import Corpus, as_corpus
 from gibbslda.errors import NotFittedError
 
 HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
-                          ("loglik", np.float64)])
+                          ("loglik", np.float64), ("heldout", np.float64)])
+AUTO_START = {"alpha": 0.1, "beta": 0.01}  # where learned priors start
 
 
 @dataclass(frozen=True)
 class SweepInfo:
     """What the estimator reports to ``callback`` after every sweep.
 
-    ``loglik`` is log p(w, z) per token when it was evaluated at this iteration, else None.
+    ``loglik`` is log p(w, z) per token when it was evaluated at this iteration, else None;
+    ``heldout`` the held-out log-likelihood per token when ``fit`` was given held-out parts.
     """
 
     iteration: int
@@ -28,6 +30,7 @@ class SweepInfo:
     seconds: float
     tokens_per_second: float
     loglik: float | None
+    heldout: float | None = None
 
 
 class LDA:
@@ -37,10 +40,16 @@ class LDA:
     ----------
     n_topics : int
         Number of interests (topics) K.
-    alpha : float or array-like of shape (K,), default 0.1
-        Dirichlet prior on each user's topic mix; an array gives an asymmetric prior.
-    beta : float, default 0.01
-        Symmetric Dirichlet prior on each topic's distribution over items.
+    alpha : float, array-like of shape (K,) or "auto", default 0.1
+        Dirichlet prior on each user's topic mix; an array gives an asymmetric prior;
+        "auto" learns an asymmetric alpha (starting from 0.1 per topic) by Minka's fixed
+        point (:mod:`gibbslda.priors`).
+    beta : float or "auto", default 0.01
+        Symmetric Dirichlet prior on each topic's distribution over items; "auto" learns it
+        (starting from 0.01).
+    optimize_every, optimize_burn_in : int, default 10, 50
+        With "auto" priors: learn them every ``optimize_every`` sweeps once
+        ``optimize_burn_in`` sweeps have run. The learned values are ``alpha_``, ``beta_``.
     n_iter : int, default 200
         Gibbs sweeps that ``fit`` runs (and the total that ``resume()`` runs up to).
     random_state : int, numpy Generator or None
@@ -70,10 +79,13 @@ class LDA:
     def __init__(self, n_topics: int = 10, *, alpha=0.1, beta=0.01, n_iter: int = 200,
                  random_state=None, sampler: str = "auto", n_shards: int = 1,
                  n_jobs: int | None = None, mh_steps: int = 2, eval_every: int = 10,
-                 transform_iter: int = 50, transform_burn_in: int = 10):
+                 transform_iter: int = 50, transform_burn_in: int = 10,
+                 optimize_every: int = 10, optimize_burn_in: int = 50):
         self.n_topics = n_topics
         self.alpha = alpha
         self.beta = beta
+        self.optimize_every = optimize_every
+        self.optimize_burn_in = optimize_burn_in
         self.n_iter = n_iter
         self.random_state = random_state
         self.sampler = sampler
@@ -93,17 +105,22 @@ class LDA:
                 "sampler": self.sampler, "n_shards": self.n_shards, "n_jobs": self.n_jobs,
                 "mh_steps": self.mh_steps, "eval_every": self.eval_every,
                 "transform_iter": self.transform_iter,
-                "transform_burn_in": self.transform_burn_in}
+                "transform_burn_in": self.transform_burn_in,
+                "optimize_every": self.optimize_every,
+                "optimize_burn_in": self.optimize_burn_in}
 
     def __repr__(self) -> str:
         return f"LDA(n_topics={self.n_topics}, sampler={self.sampler!r}, n_iter={self.n_iter})"
 
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, X, callback=None) -> "LDA":
+    def fit(self, X, callback=None, *, heldout=None) -> "LDA":
         """Fit to ``X`` (a Corpus, a CSR matrix or lists of item ids) from a fresh start.
 
         ``callback(info: SweepInfo)`` is called after every sweep; returning False stops
         after that sweep, leaving a consistent model that :meth:`resume` continues.
+        ``heldout=(observed, hidden)`` (the two parts of held-out users, as from
+        :func:`gibbslda.evaluate.split_users`) adds the document-completion log-likelihood
+        per hidden token to ``loglik_["heldout"]`` at every evaluation (NaN without it).
         """
         self._validate()
         corpus = as_corpus(X)
@@ -112,9 +129,10 @@ class LDA:
         _sampler.warm_up()
         self.seed_entropy_ = _rng.resolve_entropy(self.random_state)
         self.corpus_ = corpus
+        self.heldout_ = heldout
         self.state_ = _sampler.init_state(
             corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
-            beta=self.beta, rng=_rng.seed_streams(self.seed_entropy_, 0, self.n_shards),
+            beta=self._beta, rng=_rng.seed_streams(self.seed_entropy_, 0, self.n_shards),
             sampler=self._sampler_for(self.n_topics), n_shards=self.n_shards,
             mh_steps=self.mh_steps)
         self.n_iter_ = 0
@@ -123,7 +141,7 @@ class LDA:
         self._record(0.0)
         return self._run(self.n_iter, callback)
 
-    def resume(self, n_iter: int | None = None, callback=None) -> "LDA":
+    def resume(self, n_iter: int | None = None, callback=None, *, heldout=None) -> "LDA":
         """Continue the chain exactly where it stopped: ``n_iter`` more sweeps (default:
         the sweeps left to reach ``self.n_iter``).
 
@@ -131,9 +149,12 @@ class LDA:
         stopped. ``loglik_`` records every ``eval_every``-th sweep and the last sweep of
         each call, so a run stopped by ``callback`` and resumed with ``resume()`` has the
         same history too; ``fit`` then ``resume(n)`` adds a point where the first call
-        ended."""
+        ended. ``heldout`` as in :meth:`fit` (default: the parts ``fit`` was given, which
+        a loaded model does not have)."""
         self._check_fitted()
         self._validate()
+        if heldout is not None:
+            self.heldout_ = heldout
         if n_iter is None:
             n_iter = max(self.n_iter - self.n_iter_, 0)
         _check_int("n_iter", n_iter, minimum=0)
@@ -153,20 +174,41 @@ class LDA:
             elapsed = time.perf_counter() - started
             self.n_iter_ += 1
             self.seconds_ += elapsed
+            self._learn_priors()
             evaluate = self.n_iter_ % self.eval_every == 0 or self.n_iter_ == last
             loglik = self._record(self.seconds_) if evaluate else None
             if callback is not None:
+                heldout = self.loglik_["heldout"][-1] if evaluate else np.nan
                 info = SweepInfo(self.n_iter_, last, self.seconds_,
-                                 state.n_tokens / max(elapsed, 1e-12), loglik)
+                                 state.n_tokens / max(elapsed, 1e-12), loglik,
+                                 None if np.isnan(heldout) else float(heldout))
                 if callback(info) is False:
                     break
         return self
+
+    def _learn_priors(self) -> None:
+        """Learn the "auto" priors on schedule (a function of the sweep count only, so a
+        resumed run learns at the same sweeps as an uninterrupted one)."""
+        if (self.n_iter_ < self.optimize_burn_in
+                or self.n_iter_ % self.optimize_every != 0):
+            return
+        from gibbslda import priors
+
+        if isinstance(self.alpha, str):
+            priors.learn_alpha(self.state_)
+        if isinstance(self.beta, str):
+            priors.learn_beta(self.state_)
 
     def _record(self, seconds: float) -> float:
         if self.loglik_.size and self.loglik_["iteration"][-1] == self.n_iter_:
             return float(self.loglik_["loglik"][-1])
         value = _sampler.log_likelihood(self.state_)
-        row = np.array([(self.n_iter_, seconds, value)], dtype=HISTORY_DTYPE)
+        heldout = np.nan
+        if getattr(self, "heldout_", None) is not None:
+            from gibbslda.evaluate import completion_log_likelihood
+
+            heldout = completion_log_likelihood(self, *self.heldout_)
+        row = np.array([(self.n_iter_, seconds, value, heldout)], dtype=HISTORY_DTYPE)
         self.loglik_ = np.concatenate([self.loglik_, row])
         return value
 
@@ -195,8 +237,8 @@ class LDA:
     def topic_word_(self) -> np.ndarray:
         """phi (K x V): each topic's distribution over items, (n_wk + beta) / (n_k + V beta)."""
         s = self._check_fitted()
-        v_beta = s.n_wk.shape[0] * s.beta
-        return (s.n_wk.T + s.beta) / (s.n_k[:, None] + v_beta)
+        v_beta = s.n_items * s.beta
+        return (s.item_topic_counts().T + s.beta) / (s.n_k[:, None] + v_beta)
 
     @property
     def doc_topic_(self) -> np.ndarray:
@@ -214,7 +256,8 @@ class LDA:
 
     @property
     def n_wk_(self) -> np.ndarray:
-        return self._check_fitted().n_wk
+        """Item x topic counts (V x K); derived from the sparse rows for sampler "sparse"."""
+        return self._check_fitted().item_topic_counts()
 
     @property
     def n_k_(self) -> np.ndarray:
@@ -284,14 +327,23 @@ class LDA:
         _check_int("mh_steps", self.mh_steps, minimum=1)
         if self.n_jobs is not None:
             _check_int("n_jobs", self.n_jobs, minimum=1)
-        _check_positive("beta", self.beta)
+        _check_int("optimize_every", self.optimize_every, minimum=1)
+        _check_int("optimize_burn_in", self.optimize_burn_in, minimum=0)
+        if isinstance(self.beta, str) and self.beta == "auto":
+            self._beta = AUTO_START["beta"]
+        else:
+            if isinstance(self.beta, str):
+                raise TypeError(f"beta must be a number or 'auto', got {self.beta!r}")
+            _check_positive("beta", self.beta)
+            self._beta = float(self.beta)
         if self.sampler not in ("auto", *_sampler.SAMPLERS):
             raise ValueError(f"sampler must be one of {['auto', *_sampler.SAMPLERS]}, "
                              f"got {self.sampler!r}")
-        if isinstance(self.alpha, (str, bytes)):
-            raise TypeError(f"alpha must be a number or an array of {self.n_topics} "
-                            f"numbers, got {self.alpha!r}")
-        alpha = np.asarray(self.alpha, dtype=np.float64)
+        if isinstance(self.alpha, (str, bytes)) and self.alpha != "auto":
+            raise TypeError(f"alpha must be a number, an array of {self.n_topics} "
+                            f"numbers or 'auto', got {self.alpha!r}")
+        learned = isinstance(self.alpha, str)  # "auto": checked above
+        alpha = np.asarray(AUTO_START["alpha"] if learned else self.alpha, dtype=np.float64)
         if alpha.ndim == 0:
             _check_positive("alpha", float(alpha))
         elif alpha.shape != (self.n_topics,):

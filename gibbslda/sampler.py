@@ -19,7 +19,8 @@ The estimator :class:`gibbslda.LDA` is built on exactly these functions.
 Samplers (all target the LDA posterior; with ``n_shards=1`` each is an exact MCMC chain):
 
 - ``"dense"``: the textbook conditional over all K topics, O(K) per token; the reference.
-- ``"sparse"``: SparseLDA's bucket decomposition, O(K_d + K_w) per token.
+- ``"sparse"``: SparseLDA's bucket decomposition, O(K_d + K_w) per token, with sparse
+  item x topic counts (MALLET's packed rows: at most 4 bytes a token, no V x K matrix).
 - ``"mh"``: Metropolis-Hastings with O(1) item and user proposals (LightLDA), ``mh_steps``
   cycles per token; fastest at large K, mixes a little slower per sweep.
 """
@@ -47,7 +48,10 @@ class GibbsState:
     words : int32 (N,)  item of each token; with n_shards > 1 each user's tokens are
         ordered by item block (see :func:`init_state`).
     z : int32 (N,)  topic of each token.
-    n_wk : int32 (V, K); n_k : int64 (K,)  the counts of z per item and in total.
+    n_wk : int32 (V, K)  the counts of z per item, for the dense and mh samplers; the sparse
+        sampler keeps them as packed sparse rows instead (``layout["wc"]``) and ``n_wk`` is
+        a V x 0 placeholder: :meth:`item_topic_counts` gives the V x K matrix for any.
+    n_k : int64 (K,)  the counts of z per topic.
     alpha : float64 (K,); beta : float  the Dirichlet priors.
     rng : uint64 (n_shards, 4)  one xoshiro256** stream state per shard.
     sampler : str; n_shards : int; mh_steps : int.
@@ -75,10 +79,27 @@ class GibbsState:
     def n_topics(self) -> int:
         return int(self.n_k.shape[0])
 
+    @property
+    def n_items(self) -> int:
+        return int(self.n_wk.shape[0])
+
     def n_dk(self) -> np.ndarray:
         """Per-user topic counts (D x K, int32), computed from z."""
         return counts_from_z(self.indptr, self.words, self.z, self.n_topics,
-                             self.n_wk.shape[0])[0]
+                             self.n_items)[0]
+
+    def item_topic_counts(self) -> np.ndarray:
+        """Item x topic counts (V x K, int32) for any sampler (a copy for "sparse")."""
+        if self.sampler != "sparse":
+            return self.n_wk
+        wc_ptr, wc_val, wc_len = self.layout["wc"]
+        bits = topic_bits(self.n_topics)
+        rows = np.repeat(np.arange(self.n_items), wc_len)
+        within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wc_len) - wc_len, wc_len)
+        values = wc_val[wc_ptr[:-1][rows] + within]
+        n_wk = np.zeros((self.n_items, self.n_topics), dtype=np.int32)
+        n_wk[rows, values & ((1 << bits) - 1)] = values >> bits
+        return n_wk
 
 
 def as_alpha(alpha, n_topics: int) -> np.ndarray:
@@ -133,8 +154,8 @@ def shard_layout(indptr, words, n_items: int, n_shards: int):
 
 
 def _build_layout(state: GibbsState) -> None:
-    """Derive the partition and the sampler's indexes from (indptr, words, z, n_wk)."""
-    n_items = state.n_wk.shape[0]
+    """Derive the partition and the sampler's indexes (and sparse counts) from z."""
+    n_items = state.n_items
     order, doc_bounds, cell_ptr = shard_layout(state.indptr, state.words, n_items,
                                                state.n_shards)
     if not np.array_equal(order, np.arange(state.n_tokens)):
@@ -142,10 +163,10 @@ def _build_layout(state: GibbsState) -> None:
         raise ValueError("each user's tokens must be ordered by item block for "
                          f"n_shards={state.n_shards}: build the state with init_state")
     layout = {"doc_bounds": doc_bounds, "cell_ptr": cell_ptr,
-              "wt": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32),
+              "wc": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32),
               "wi": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32)}
     if state.sampler == "sparse":
-        layout["wt"] = _item_topic_lists(state.n_wk, state.words)
+        layout["wc"] = packed_counts(state.words, state.z, state.n_topics, n_items)
     if state.sampler == "mh":
         freq = np.bincount(state.words, minlength=n_items)
         word_ptr = np.zeros(n_items + 1, dtype=np.int64)
@@ -160,19 +181,41 @@ def _build_layout(state: GibbsState) -> None:
     state.layout = layout
 
 
-def _item_topic_lists(n_wk, words):
-    """Each item's non-zero topics, sorted, in a run of capacity min(K, frequency)."""
-    n_items, n_topics = n_wk.shape
-    capacity = np.minimum(np.bincount(words, minlength=n_items), n_topics)
-    wt_ptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(capacity, out=wt_ptr[1:])
-    wt_topic = np.zeros(max(int(wt_ptr[-1]), 1), dtype=np.int32)
-    rows, topics = np.nonzero(n_wk)  # row-major: sorted by item, then topic
-    wt_len = np.bincount(rows, minlength=n_items).astype(np.int32)
-    starts = np.repeat(wt_ptr[:-1], wt_len)
-    within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wt_len) - wt_len, wt_len)
-    wt_topic[starts + within] = topics
-    return wt_ptr, wt_topic, wt_len
+def topic_bits(n_topics: int) -> int:
+    """Bits a topic id takes in a packed count entry (as the sparse kernel computes it)."""
+    return max(1, (n_topics - 1).bit_length())
+
+
+def packed_counts(words, z, n_topics: int, n_items: int, dtype=None):
+    """The sparse sampler's item x topic counts: ``(wc_ptr, wc_val, wc_len)``.
+
+    Item w's row ``wc_val[wc_ptr[w]:wc_ptr[w] + wc_len[w]]`` holds its non-zero counts as
+    ``count << topic_bits(K) | topic``, sorted largest first, in a run of capacity
+    min(K, frequency of w): at most one entry per token, never V x K. Entries are int32
+    while every count fits (an item with fewer than 2**(31 - topic_bits) tokens: 2.1M at
+    K = 1000), else int64 (``dtype`` forces one). Built by sorting the (item, topic)
+    pairs, O(N log N).
+    """
+    bits = topic_bits(n_topics)
+    freq = np.bincount(words, minlength=n_items)
+    top = int(freq.max()) if freq.size else 0
+    if dtype is None:
+        dtype = np.int32 if top < 2 ** (31 - bits) else np.int64
+    if top >= 2 ** (63 - bits):
+        raise ValueError(f"an item has {top} tokens, too many to pack with {n_topics} "
+                         "topics: use sampler='dense'")
+    pairs, counts = np.unique(words.astype(np.int64) * n_topics + z, return_counts=True)
+    rows = pairs // n_topics
+    values = (counts << bits) | (pairs - rows * n_topics)
+    order = np.lexsort((-values, rows))
+    rows, values = rows[order], values[order]
+    wc_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(np.minimum(freq, n_topics), out=wc_ptr[1:])
+    wc_len = np.bincount(rows, minlength=n_items).astype(np.int32)
+    within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wc_len) - wc_len, wc_len)
+    wc_val = np.zeros(max(int(wc_ptr[-1]), 1), dtype=dtype)
+    wc_val[wc_ptr[rows] + within] = values
+    return wc_ptr, wc_val, wc_len
 
 
 def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alpha=0.1,
@@ -197,7 +240,7 @@ def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alph
         rng = _rng.seed_streams(_rng.resolve_entropy(seed), 0, n_shards)
     state = GibbsState(
         indptr=indptr, words=words, z=np.empty(words.shape[0], dtype=np.int32),
-        n_wk=np.zeros((n_items, n_topics), dtype=np.int32),
+        n_wk=_item_matrix(sampler, n_items, n_topics),
         n_k=np.zeros(n_topics, dtype=np.int64), alpha=as_alpha(alpha, n_topics),
         beta=float(beta), rng=np.ascontiguousarray(rng, dtype=np.uint64), sampler=sampler,
         n_shards=int(n_shards), mh_steps=int(mh_steps))
@@ -219,12 +262,20 @@ def restore_state(indptr, words, z, n_topics: int, n_items: int, *, alpha, beta,
     if n_shards > 1:
         order = shard_layout(indptr, words, n_items, n_shards)[0]
         words, z = np.ascontiguousarray(words[order]), np.ascontiguousarray(z[order])
-    _, n_wk, n_k = counts_from_z(indptr, words, z, n_topics, n_items)
+    n_k = np.bincount(z, minlength=n_topics).astype(np.int64)
+    n_wk = _item_matrix(sampler, n_items, n_topics)
+    if n_wk.shape[1]:
+        n_wk = counts_from_z(indptr, words, z, n_topics, n_items)[1]
     state = GibbsState(indptr=indptr, words=words, z=z, n_wk=n_wk, n_k=n_k,
                        alpha=as_alpha(alpha, n_topics), beta=float(beta), rng=rng,
                        sampler=sampler, n_shards=int(n_shards), mh_steps=int(mh_steps))
     _build_layout(state)
     return state
+
+
+def _item_matrix(sampler: str, n_items: int, n_topics: int) -> np.ndarray:
+    """Zeroed dense item x topic counts, or the V x 0 placeholder of the sparse sampler."""
+    return np.zeros((n_items, 0 if sampler == "sparse" else n_topics), dtype=np.int32)
 
 
 def sweep(state: GibbsState) -> None:
@@ -234,17 +285,27 @@ def sweep(state: GibbsState) -> None:
     prior = (state.alpha, np.cumsum(state.alpha), state.beta)
     kind, steps = _KIND[state.sampler], np.int64(state.mh_steps)
     if state.n_shards == 1:
-        _kernels.sweep_serial(kind, tok, layout["wt"], layout["wi"], state.n_wk, state.n_k,
+        _kernels.sweep_serial(kind, tok, layout["wc"], layout["wi"], state.n_wk, state.n_k,
                               prior, state.rng, steps)
     else:
-        _kernels.sweep_sharded(kind, tok, layout["wt"], layout["wi"], state.n_wk,
+        _kernels.sweep_sharded(kind, tok, layout["wc"], layout["wi"], state.n_wk,
                                state.n_k, prior, state.rng, layout["doc_bounds"], steps)
+
+
+def item_counts(state: GibbsState):
+    """``(values, shift)``: every item x topic count as ``values >> shift`` (1-D, no copy):
+    the sparse sampler's packed rows, or the flattened dense matrix."""
+    if state.sampler == "sparse":
+        return state.layout["wc"][1], topic_bits(state.n_topics)
+    return state.n_wk.reshape(-1), 0
 
 
 def log_joint(state: GibbsState) -> float:
     """log p(w, z | alpha, beta), the collapsed joint of the current assignment."""
-    return float(_kernels.log_joint(state.indptr, state.z, state.n_wk, state.n_k,
-                                    state.alpha, state.beta))
+    counts, shift = item_counts(state)
+    return float(_kernels.log_joint(state.indptr, state.z, counts, np.int64(shift),
+                                    np.int64(state.n_items), state.n_k, state.alpha,
+                                    state.beta))
 
 
 def log_likelihood(state: GibbsState) -> float:
@@ -270,6 +331,7 @@ def warm_up() -> None:
             sweep(state)
     log_likelihood(state)
     fold_in(indptr, words, np.full((2, 2), 0.5), 0.1, n_iter=2, burn_in=1, seed=0)
+    left_to_right(indptr, words, np.full((2, 2), 0.5), 0.1, n_particles=2, seed=0)
     _WARM = True
 
 
@@ -300,3 +362,20 @@ def fold_in(indptr, words, topic_word, alpha, *, n_iter: int = 50, burn_in: int 
         np.ascontiguousarray(words, dtype=np.int32),
         phi_wk, as_alpha(alpha, phi_wk.shape[1]), np.int64(n_iter), np.int64(burn_in), stream,
     )
+
+
+def left_to_right(indptr, words, topic_word, alpha, *, n_particles: int = 20, seed=None,
+                  rng=None) -> np.ndarray:
+    """Log importance weights (D x n_particles) of the left-to-right estimator: for each
+    user, ``log(mean(exp(row)))`` estimates log p(w_d | topics, alpha), and the mean of the
+    exponentiated weights is unbiased for p(w_d) (see ``_kernels.left_to_right``).
+    ``rng`` is advanced in place when given; otherwise a stream is seeded from ``seed``."""
+    if n_particles < 1:
+        raise ValueError(f"n_particles must be >= 1, got {n_particles}")
+    phi_wk = np.ascontiguousarray(np.asarray(topic_word, dtype=np.float64).T)
+    if rng is None:
+        rng = _rng.seed_streams(_rng.resolve_entropy(seed), 2, 1)
+    return _kernels.left_to_right(np.ascontiguousarray(indptr, dtype=np.int64),
+                                  np.ascontiguousarray(words, dtype=np.int32), phi_wk,
+                                  as_alpha(alpha, phi_wk.shape[1]), np.int64(n_particles),
+                                  rng.reshape(-1, 4)[0])

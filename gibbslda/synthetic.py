@@ -21,13 +21,14 @@ class Planted:
 
 
 def planted_corpus(n_users: int, n_items: int, n_topics: int, *, mean_length: float = 50,
-                   sigma: float = 1.0, alpha: float = 0.1, zipf: float = 1.1,
+                   sigma: float = 1.0, alpha=0.1, zipf: float = 1.1,
                    overlap: float = 0.0, seed: int = 0) -> Planted:
     """Draw a corpus from LDA's generative process with known topics.
 
     Each topic owns a block of V/K items (plus ``overlap`` of its mass spread over all
     items) with Zipf-shaped popularity inside the block; each user draws theta from
-    Dirichlet(alpha) and a log-normal length with the given mean and ``sigma``.
+    Dirichlet(alpha) (a scalar: symmetric; K values: asymmetric) and a log-normal length
+    with the given mean and ``sigma``.
     """
     rng = np.random.default_rng(seed)
     block = n_items // n_topics
@@ -36,7 +37,8 @@ def planted_corpus(n_users: int, n_items: int, n_topics: int, *, mean_length: fl
     for k in range(n_topics):
         phi[k, k * block:(k + 1) * block] += (1 - overlap) * rng.permutation(ranks) / ranks.sum()
     phi /= phi.sum(axis=1, keepdims=True)
-    theta = rng.dirichlet(np.full(n_topics, alpha), size=n_users)
+    theta = rng.dirichlet(np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n_topics,)),
+                          size=n_users)
     mu = np.log(mean_length) - sigma**2 / 2
     lengths = np.maximum(1, np.round(rng.lognormal(mu, sigma, size=n_users))).astype(np.int64)
     indptr = np.zeros(n_users + 1, dtype=np.int64)

@@ -19,8 +19,9 @@ def test_round_trip_keeps_everything(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     loaded = LDA.load(tmp_path / "m")
     for name in ("z_", "n_dk_", "n_wk_", "n_k_", "rng_state_", "alpha_", "topic_word_",
-                 "doc_topic_", "loglik_"):
+                 "doc_topic_"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(fitted, name))
+    assert loaded.loglik_.tobytes() == fitted.loglik_.tobytes()  # NaN held-out column too
     assert loaded.user_ids_.tolist() == ["u1", "u2", "u3", "u4"]
     assert loaded.item_ids_.tolist() == ["a", "b", "c", "d"]
     assert loaded.get_params() == fitted.get_params()

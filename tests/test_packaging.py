@@ -15,7 +15,8 @@ def test_wheel_contains_cli_and_data(tmp_path):
                     str(tmp_path), str(ROOT)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("gibbslda-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("gibbslda/__init__.py", "gibbslda/_kernels.py",
+    for required in ("gibbslda/__init__.py", "gibbslda/_kernels/gibbs.py", "gibbslda/_kernels/priors.py",
+                     "gibbslda/_kernels/neighbours.py",
                      "gibbslda/cli/main.py", "gibbslda/cli/demo.py",
                      "gibbslda/data/online_retail/interactions.parquet",
                      "gibbslda/data/online_retail/items.parquet",

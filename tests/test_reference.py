@@ -72,9 +72,13 @@ def test_log_joint_is_exact_on_hand_counts():
     # One user, tokens [0, 0], both on topic 0 of K=2, V=2, alpha=1, beta=1:
     # word part: topic 0: G(2)/G(2+2) * G(2+1)/G(1) = 1/6 * 2 = 1/3; topic 1: 1.
     # doc part: G(2)/G(2+2) * G(2+1)/G(1) * 1 = 1/3.  log p = log(1/9).
+    # The item counts come flattened (dense, shift 0) or packed as count << 1 | topic
+    # (the sparse sampler's rows at K = 2: one entry 2 << 1 | 0, and an unused slot).
     z = np.array([0, 0], dtype=np.int32)
-    n_wk = np.array([[2, 0], [0, 0]], dtype=np.int32)
     n_k = np.array([2, 0], dtype=np.int64)
-    value = _kernels.log_joint(np.array([0, 2], dtype=np.int64), z, n_wk, n_k,
-                               np.ones(2), 1.0)
-    assert value == pytest.approx(np.log(1 / 9), rel=1e-12)
+    dense = np.array([2, 0, 0, 0], dtype=np.int32)
+    packed = np.array([2 << 1 | 0, 0 << 1 | 1], dtype=np.int32)
+    for counts, shift in ((dense, 0), (packed, 1)):
+        value = _kernels.log_joint(np.array([0, 2], dtype=np.int64), z, counts,
+                                   np.int64(shift), np.int64(2), n_k, np.ones(2), 1.0)
+        assert value == pytest.approx(np.log(1 / 9), rel=1e-12)

@@ -1,4 +1,4 @@
-"""Numba kernels: sampler sweeps, likelihoods and fold-in. Nothing else lives here.
+"""Numba kernels of the sampler: sweeps, likelihoods, fold-in and left-to-right.
 
 Glossary (the classic LDA symbols, used in every kernel):
 
@@ -12,7 +12,9 @@ Glossary (the classic LDA symbols, used in every kernel):
   item ``w``'s tokens are ``word_z[word_ptr[w]:word_ptr[w + 1]]``, token ``i``'s at
   ``word_z[tok_pos[i]]`` (only the Metropolis-Hastings sampler uses them).
 - ``n_wk`` (int32, V x K, item-major so one item's row is contiguous), ``n_k`` (int64, K):
-  topic counts per item and in total. Per-user counts ``n_dk`` are never stored for the
+  topic counts per item and in total. The sparse sampler keeps no V x K matrix (its
+  ``n_wk`` is a V x 0 placeholder that carries V): its item counts are the packed rows
+  ``wc = (wc_ptr, wc_val, wc_len)``, see :func:`sparse_cell`. Per-user counts ``n_dk`` are never stored for the
   whole corpus: each kernel rebuilds one user's row from ``z`` in a K-sized scratch array.
 - ``alpha`` (float64, K) and ``alpha_cdf`` (its running sum); ``beta`` (float64).
 - ``rng`` (uint64, 4): one xoshiro256** stream state, advanced in place.
@@ -20,11 +22,9 @@ Glossary (the classic LDA symbols, used in every kernel):
 Python owns the iteration loop: one kernel call is one sweep, one likelihood or one
 fold-in, so progress, callbacks and checkpoints happen between calls.
 
-All kernels live in this one module on purpose: numba's on-disk cache invalidates a cached
-function only when its own source file changes, not when a kernel it calls from another
-file does, so kernels split across files could run stale machine code after an edit or an
-upgrade. ``xoshiro256**`` (Blackman & Vigna 2021) is here for the same reason; seeding
-lives in :mod:`gibbslda._rng`.
+Every kernel here calls only kernels of this module (see the package docstring for why).
+``xoshiro256**`` (Blackman & Vigna 2021) is here for that reason; seeding lives in
+:mod:`gibbslda._rng`.
 
 The sharded sweep (``sweep_sharded``) is a deterministic parallel schedule over users x
 item blocks. A *cell* is the work of one shard in one round: its users ``d0:d1`` and, of
@@ -96,32 +96,38 @@ def _draw_cumulative(cum, n_topics, rng):
 # -- shared: initialisation, likelihood, fold-in ------------------------------------
 @njit(cache=True, nogil=True)
 def init_topics(words, z, n_wk, n_k, rng):
-    """Draw every token's topic uniformly at random and build the counts from them."""
+    """Draw every token's topic uniformly at random and count them (in ``n_wk`` too unless
+    it is a V x 0 placeholder)."""
     n_topics = n_k.shape[0]
+    dense = n_wk.shape[1] > 0
     for i in range(words.shape[0]):
         k = uniform_topic(rng, n_topics)
         z[i] = k
-        n_wk[words[i], k] += 1
+        if dense:
+            n_wk[words[i], k] += 1
         n_k[k] += 1
 
 
 @njit(cache=True, nogil=True)
-def log_joint(indptr, z, n_wk, n_k, alpha, beta):
+def log_joint(indptr, z, item_counts, shift, n_items, n_k, alpha, beta):
     """log p(w, z | alpha, beta) with theta and phi integrated out (Griffiths & Steyvers 2004).
 
-    Zero counts contribute nothing (lgamma(0 + a) - lgamma(a)), so they are skipped; each
-    user's counts are rebuilt from ``z`` in a scratch row.
+    ``item_counts`` (int32) holds every item x topic count as ``count << shift`` plus bits
+    below ``shift``: the flattened dense ``n_wk`` with shift 0, or the sparse sampler's
+    packed rows with shift = its topic bits. Zero counts contribute nothing
+    (lgamma(0 + a) - lgamma(a)), so they are skipped; each user's counts are rebuilt from
+    ``z`` in a scratch row.
     """
-    n_items, n_topics = n_wk.shape
+    n_topics = n_k.shape[0]
     v_beta = n_items * beta
     lg_beta = lgamma(beta)
     total = 0.0
     for k in range(n_topics):
         total += lgamma(v_beta) - lgamma(n_k[k] + v_beta)
-    for w in range(n_items):
-        for k in range(n_topics):
-            if n_wk[w, k] > 0:
-                total += lgamma(n_wk[w, k] + beta) - lg_beta
+    for j in range(item_counts.shape[0]):
+        count = item_counts[j] >> shift
+        if count > 0:
+            total += lgamma(count + beta) - lg_beta
     alpha_sum = alpha.sum()
     lg_alpha_sum = lgamma(alpha_sum)
     lg_alpha = np.empty(n_topics)
@@ -182,6 +188,39 @@ def fold_in(indptr, words, phi_wk, alpha, n_iter, burn_in, rng):
     return theta
 
 
+@njit(cache=True, nogil=True)
+def left_to_right(indptr, words, phi_wk, alpha, n_particles, rng):
+    """Log importance weights (D x R) whose mean exp estimates p(w_d | phi, alpha).
+
+    The left-to-right sequential sampler: each particle walks user d's tokens in order,
+    multiplies its weight by p(w_n | z_<n) = sum_k phi_wk[w_n, k] (n_k + alpha_k) /
+    (n - 1 + sum alpha) and draws z_n from the terms. The mean over particles of the
+    weights is an unbiased estimate of p(w_d) (the proposal is the sequential conditional,
+    so E[prod_n p(w_n | z_<n)] = sum_z p(w_d, z)). Wallach et al.'s variant also resamples
+    z_<n at every step, which Buntine (2009) showed biased; it is not used.
+    """
+    n_users = indptr.shape[0] - 1
+    n_topics = phi_wk.shape[1]
+    alpha_sum = alpha.sum()
+    log_w = np.zeros((n_users, n_particles))
+    cum = np.empty(n_topics)
+    counts = np.zeros(n_topics, dtype=np.int64)
+    for d in range(n_users):
+        for r in range(n_particles):
+            counts[:] = 0
+            total_log = 0.0
+            for n in range(indptr[d + 1] - indptr[d]):
+                w = words[indptr[d] + n]
+                total = 0.0
+                for k in range(n_topics):
+                    total += phi_wk[w, k] * (counts[k] + alpha[k])
+                    cum[k] = total
+                total_log += np.log(total / (n + alpha_sum))
+                counts[_draw_cumulative(cum, n_topics, rng)] += 1
+            log_w[d, r] = total_log
+    return log_w
+
+
 # -- exact Gibbs cells ----------------------------------------------------------
 @njit(cache=True, nogil=True, inline="always")
 def _count(n_dk, n_wk, n_k, w, k, delta):
@@ -223,44 +262,65 @@ def dense_cell(tok, n_wk, n_k, alpha, beta, rng, d0, d1, b):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _list_remove(topics, start, length, k):
-    """Remove topic k from the sorted run topics[start:start + length]; returns new length."""
+def _row_find(val, start, length, k, mask):
+    """Position of topic k in the packed row val[start:start + length] (its end if absent)."""
     j = start
-    while topics[j] != k:
+    end = start + length
+    while j < end and (val[j] & mask) != k:
         j += 1
-    for m in range(j, start + length - 1):
-        topics[m] = topics[m + 1]
-    return length - 1
+    return j
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _list_insert(topics, start, length, k):
-    """Insert topic k into the sorted run topics[start:start + length]; returns new length."""
-    j = start + length
-    while j > start and topics[j - 1] > k:
-        topics[j] = topics[j - 1]
-        j -= 1
-    topics[j] = k
-    return length + 1
+def _row_add(val, start, length, j, k, delta, unit):
+    """Add ``delta`` (+1 or -1) to the count of topic k at position j of a packed row (j at
+    the row's end: k enters with count 1) and restore the descending order; returns the new
+    length. An entry whose count falls to 0 has moved to the end and leaves the row."""
+    end = start + length
+    if j == end:
+        v = unit | k
+        length += 1
+    else:
+        v = val[j] + delta * unit
+    if delta > 0:
+        while j > start and val[j - 1] < v:
+            val[j] = val[j - 1]
+            j -= 1
+    else:
+        while j + 1 < end and val[j + 1] > v:
+            val[j] = val[j + 1]
+            j += 1
+        if v < unit:
+            length -= 1
+    val[j] = v
+    return length
 
 
 @njit(cache=True, nogil=True)
-def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
-    """SparseLDA (Yao, Mimno & McCallum 2009): the same conditional split into three buckets,
+def sparse_cell(tok, wc, n_items, n_k, alpha, beta, rng, d0, d1, b):
+    """SparseLDA (Yao, Mimno & McCallum 2009): the conditional split into three buckets,
 
     smoothing  s = sum_k alpha_k beta / (n_k + V beta)                   (all topics, kept),
     user       r = sum_{k: n_dk > 0} n_dk beta / (n_k + V beta)          (user's topics),
     item       q = sum_{k: n_wk > 0} n_wk (alpha_k + n_dk) / (n_k + V beta) (item's topics),
 
-    so a token costs O(K_d + K_w). ``wt = (wt_ptr, wt_topic, wt_len)`` holds each item's
-    non-zero topics, sorted, in a run of capacity min(K, item frequency); the user's
-    non-zero topics are rebuilt from ``z`` per user. ``inv[k] = 1 / (n_k + V beta)`` is
-    kept per topic, so a token costs two divisions whatever its buckets.
+    so a token costs O(K_d + K_w). The item x topic counts are sparse, as in MALLET: item
+    w's non-zero counts are the packed entries ``count << bits | topic`` of
+    ``wc_val[wc_ptr[w]:wc_ptr[w] + wc_len[w]]`` (capacity min(K, item frequency)), kept
+    sorted by count, largest first, so the item bucket's draw usually stops at its first
+    entries; no V x K matrix exists (``n_items`` is V). The user's non-zero topics are
+    rebuilt from ``z`` per user. ``inv[k] = 1 / (n_k + V beta)`` is kept per topic, so a
+    token costs two divisions whatever its buckets.
     """
     indptr, cell_ptr, words, z = tok
-    wt_ptr, wt_topic, wt_len = wt
+    wc_ptr, wc_val, wc_len = wc
     n_topics = n_k.shape[0]
-    v_beta = n_wk.shape[0] * beta
+    bits = 1
+    while (1 << bits) < n_topics:
+        bits += 1
+    mask = (1 << bits) - 1
+    unit = 1 << bits
+    v_beta = n_items * beta
     n_dk = np.zeros(n_topics, dtype=np.int32)
     doc_topics = np.empty(n_topics, dtype=np.int32)
     inv = np.empty(n_topics)
@@ -289,62 +349,65 @@ def sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b):
         for i in range(cell_ptr[d, b], cell_ptr[d, b + 1]):
             w = words[i]
             k = z[i]
-            # take token i out: every cached term that involves topic k changes
+            start = wc_ptr[w]
             s_sum -= alpha[k] * beta * inv[k]
             r_sum -= n_dk[k] * beta * inv[k]
-            _count(n_dk, n_wk, n_k, w, k, -1)
+            n_dk[k] -= 1
+            n_k[k] -= 1
+            wc_len[w] = _row_add(wc_val, start, wc_len[w],
+                                 _row_find(wc_val, start, wc_len[w], k, mask), k, -1, unit)
             inv[k] = 1.0 / (n_k[k] + v_beta)
             s_sum += alpha[k] * beta * inv[k]
             r_sum += n_dk[k] * beta * inv[k]
             coef[k] = (alpha[k] + n_dk[k]) * inv[k]
-            if n_wk[w, k] == 0:
-                wt_len[w] = _list_remove(wt_topic, wt_ptr[w], wt_len[w], k)
             if n_dk[k] == 0:
                 j = 0
                 while doc_topics[j] != k:
                     j += 1
                 n_doc_topics -= 1
                 doc_topics[j] = doc_topics[n_doc_topics]
+            length = wc_len[w]
             q_sum = 0.0
-            start = wt_ptr[w]
-            for j in range(wt_len[w]):
-                t = wt_topic[start + j]
-                q_sum += n_wk[w, t] * coef[t]
+            for j in range(length):
+                v = wc_val[start + j]
+                q_sum += (v >> bits) * coef[v & mask]
                 q_terms[j] = q_sum
             u = uniform(rng) * (s_sum + r_sum + q_sum)
             if u < q_sum:
                 j = 0
-                while j < wt_len[w] - 1 and q_terms[j] <= u:
+                while j < length - 1 and q_terms[j] <= u:
                     j += 1
-                k = wt_topic[start + j]
-            elif u < q_sum + r_sum and n_doc_topics > 0:
-                u -= q_sum
-                j = 0
-                k = doc_topics[0]
-                while j < n_doc_topics:
-                    k = doc_topics[j]
-                    u -= n_dk[k] * beta * inv[k]
-                    if u < 0.0:
-                        break
-                    j += 1
+                k = wc_val[start + j] & mask
+                pos = start + j
             else:
-                u -= q_sum + r_sum
-                k = 0
-                while k < n_topics - 1:
-                    u -= alpha[k] * beta * inv[k]
-                    if u < 0.0:
-                        break
-                    k += 1
-            # put token i back with topic k
+                if u < q_sum + r_sum and n_doc_topics > 0:
+                    u -= q_sum
+                    j = 0
+                    k = doc_topics[0]
+                    while j < n_doc_topics:
+                        k = doc_topics[j]
+                        u -= n_dk[k] * beta * inv[k]
+                        if u < 0.0:
+                            break
+                        j += 1
+                else:
+                    u -= q_sum + r_sum
+                    k = 0
+                    while k < n_topics - 1:
+                        u -= alpha[k] * beta * inv[k]
+                        if u < 0.0:
+                            break
+                        k += 1
+                pos = _row_find(wc_val, start, length, k, mask)
             s_sum -= alpha[k] * beta * inv[k]
             r_sum -= n_dk[k] * beta * inv[k]
-            if n_wk[w, k] == 0:
-                wt_len[w] = _list_insert(wt_topic, wt_ptr[w], wt_len[w], k)
             if n_dk[k] == 0:
                 doc_topics[n_doc_topics] = k
                 n_doc_topics += 1
             z[i] = k
-            _count(n_dk, n_wk, n_k, w, k, 1)
+            n_dk[k] += 1
+            n_k[k] += 1
+            wc_len[w] = _row_add(wc_val, start, length, pos, k, 1, unit)
             inv[k] = 1.0 / (n_k[k] + v_beta)
             s_sum += alpha[k] * beta * inv[k]
             r_sum += n_dk[k] * beta * inv[k]
@@ -433,27 +496,27 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
 
 # -- the sweep drivers ---------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _cell(kind, tok, wt, wi, n_wk, n_k, prior, rng, d0, d1, b, mh_steps):
+def _cell(kind, tok, wc, wi, n_wk, n_k, prior, rng, d0, d1, b, mh_steps):
     alpha, alpha_cdf, beta = prior
     if kind == DENSE:
         dense_cell(tok, n_wk, n_k, alpha, beta, rng, d0, d1, b)
     elif kind == SPARSE:
-        sparse_cell(tok, wt, n_wk, n_k, alpha, beta, rng, d0, d1, b)
+        sparse_cell(tok, wc, n_wk.shape[0], n_k, alpha, beta, rng, d0, d1, b)
     else:
         mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps)
 
 
 @njit(cache=True, nogil=True)
-def sweep_serial(kind, tok, wt, wi, n_wk, n_k, prior, rng, mh_steps):
+def sweep_serial(kind, tok, wc, wi, n_wk, n_k, prior, rng, mh_steps):
     """One sweep with a single shard: the exact chain, no threads started."""
-    _cell(kind, tok, wt, wi, n_wk, n_k, prior, rng[0], 0, tok[0].shape[0] - 1, 0, mh_steps)
+    _cell(kind, tok, wc, wi, n_wk, n_k, prior, rng[0], 0, tok[0].shape[0] - 1, 0, mh_steps)
 
 
 @njit(cache=True, parallel=True)
-def sweep_sharded(kind, tok, wt, wi, n_wk, n_k, prior, rng, doc_bounds, mh_steps):
+def sweep_sharded(kind, tok, wc, wi, n_wk, n_k, prior, rng, doc_bounds, mh_steps):
     """One sweep of sampler ``kind`` (DENSE, SPARSE or MH) over every token, P shards.
 
-    ``tok = (indptr, cell_ptr, words, z)``, ``wt = (wt_ptr, wt_topic, wt_len)`` (SPARSE),
+    ``tok = (indptr, cell_ptr, words, z)``, ``wc = (wc_ptr, wc_val, wc_len)`` (SPARSE),
     ``wi = (word_ptr, word_z, tok_pos)`` (MH), ``prior = (alpha, alpha_cdf, beta)``.
     """
     n_shards = doc_bounds.shape[0] - 1
@@ -462,7 +525,7 @@ def sweep_sharded(kind, tok, wt, wi, n_wk, n_k, prior, rng, doc_bounds, mh_steps
         for p in range(n_shards):
             local[p, :] = n_k
         for p in prange(n_shards):
-            _cell(kind, tok, wt, wi, n_wk, local[p], prior, rng[p], doc_bounds[p],
+            _cell(kind, tok, wc, wi, n_wk, local[p], prior, rng[p], doc_bounds[p],
                   doc_bounds[p + 1], (p + r) % n_shards, mh_steps)
         merged = n_k.copy()
         for p in range(n_shards):

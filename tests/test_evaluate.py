@@ -1,0 +1,113 @@
+"""Held-out estimators against exact and slow references; the convergence record; select_k."""
+import itertools
+from math import lgamma, log
+
+import numpy as np
+import pytest
+
+from gibbslda import LDA, _rng, sampler
+from gibbslda.evaluate import (completion_log_likelihood, left_to_right_log_likelihood,
+                               perplexity, select_k, split_users)
+from tests import reference
+
+
+def exact_marginal(doc, phi, alpha):
+    """p(w | phi, alpha) = sum_z prod_n phi[z_n, w_n] p(z | alpha), p(z | alpha) the
+    Dirichlet-multinomial, by enumerating all K^N assignments."""
+    n_topics = len(alpha)
+    a_sum = sum(alpha)
+    total = 0.0
+    for z in itertools.product(range(n_topics), repeat=len(doc)):
+        counts = np.bincount(z, minlength=n_topics)
+        log_pz = lgamma(a_sum) - lgamma(len(doc) + a_sum) + sum(
+            lgamma(counts[k] + alpha[k]) - lgamma(alpha[k]) for k in range(n_topics))
+        total += np.exp(log_pz + sum(log(phi[k][w]) for k, w in zip(z, doc)))
+    return total
+
+
+def test_left_to_right_is_unbiased_for_the_exact_marginal():
+    """Mean particle weight within 4 standard errors of the enumerated p(w_d) for each of
+    five users (a two-sided normal test at p = 6e-5 each; 20,000 particles, so the CLT
+    holds; the seed is fixed, so the test is deterministic). Replacing alpha_k by 0.5 or the
+    normaliser n + sum(alpha) by n + 1 + sum(alpha) moved it by 800-1,300 standard errors."""
+    docs = [[0, 1, 0], [2, 2, 3, 0], [3], [1, 1, 1, 1, 1], [0, 3, 2, 1, 0]]
+    rng = np.random.default_rng(3)
+    phi = rng.dirichlet(np.full(4, 0.5), size=3)  # K=3 topics over 4 items
+    alpha = np.array([0.2, 0.7, 1.5])
+    indptr = np.cumsum([0] + [len(d) for d in docs])
+    words = np.concatenate(docs)
+    log_w = sampler.left_to_right(indptr, words, phi, alpha, n_particles=20_000, seed=11)
+    weights = np.exp(log_w)
+    for d, doc in enumerate(docs):
+        exact = exact_marginal(doc, phi, alpha)
+        mean = weights[d].mean()
+        stderr = weights[d].std(ddof=1) / np.sqrt(weights.shape[1])
+        assert abs(mean - exact) < 4 * stderr + 1e-15, (d, mean, exact, stderr)
+    # a one-token user's weight is exact whatever the draws: sum_k phi_kw alpha_k / sum alpha
+    np.testing.assert_allclose(weights[2], phi[:, 3] @ alpha / alpha.sum(), rtol=1e-12)
+
+
+def test_left_to_right_per_token_and_unknown_items(planted):
+    model = LDA(5, n_iter=30, random_state=0).fit(planted.corpus)
+    ids = model.item_ids_
+    users = [[ids[0], ids[3], "never-seen"], [ids[7]]]
+    per_user = left_to_right_log_likelihood(model, users, per_user=True, n_particles=50)
+    assert per_user.shape == (2,) and np.all(per_user < 0)
+    value = left_to_right_log_likelihood(model, users, n_particles=50)
+    assert value == pytest.approx(per_user.sum() / 3)  # the unknown item is left out
+    assert perplexity(value) == pytest.approx(np.exp(-value))
+    with pytest.raises(ValueError, match="no token of these users"):
+        left_to_right_log_likelihood(model, [["never-seen"]])
+
+
+def test_completion_matches_slow_reference(planted):
+    """Document completion equals a plain-Python fold-in (same stream) and scoring."""
+    split = split_users(planted.corpus, test_fraction=0.1, hidden_fraction=0.5, seed=2)
+    model = LDA(5, alpha=[0.1, 0.2, 0.3, 0.4, 0.5], n_iter=20, random_state=4,
+                transform_iter=12, transform_burn_in=3).fit(split.train)
+    fast = completion_log_likelihood(model, split.observed, split.hidden)
+    obs, hid = split.observed, split.hidden
+    docs = [obs.words[a:b].tolist() for a, b in zip(obs.indptr[:-1], obs.indptr[1:])]
+    phi = model.topic_word_.tolist()
+    thetas = reference.fold_in(docs, phi, model.alpha_.tolist(), 12, 3,
+                               _rng.seed_streams(model.seed_entropy_, 1, 1)[0])
+    total = 0.0
+    for d, theta in enumerate(thetas):
+        for w in hid.words[hid.indptr[d]:hid.indptr[d + 1]]:
+            total += log(sum(theta[k] * phi[k][w] for k in range(5)))
+    assert fast == pytest.approx(total / hid.n_tokens, rel=1e-12)
+
+
+def test_heldout_is_recorded_while_training(planted):
+    split = split_users(planted.corpus, test_fraction=0.1, seed=1)
+    seen = []
+    model = LDA(5, n_iter=20, eval_every=5, random_state=0).fit(
+        split.train, callback=seen.append, heldout=(split.observed, split.hidden))
+    history = model.loglik_
+    assert history["iteration"].tolist() == [0, 5, 10, 15, 20]
+    assert np.all(np.isfinite(history["heldout"]))
+    assert history["heldout"][-1] == completion_log_likelihood(model, split.observed,
+                                                              split.hidden)
+    assert history["heldout"][-1] > history["heldout"][0]  # better than the random start
+    assert [i.heldout is not None for i in seen] == [i.iteration % 5 == 0 for i in seen]
+    plain = LDA(5, n_iter=5, random_state=0).fit(split.train)
+    assert np.all(np.isnan(plain.loglik_["heldout"]))
+
+
+def test_select_k_fixes_the_split_and_tabulates(planted):
+    trained = []
+    table = select_k(planted.corpus, [2, 5, 8], n_iter=40, seed=3,
+                     callback=lambda k, m: trained.append(m.corpus_))
+    assert table["k"].to_list() == [2, 5, 8]
+    assert set(table.columns) >= {"heldout_loglik", "perplexity", "npmi", "umass",
+                                  "diversity", "train_loglik", "seconds"}
+    for column in ("heldout_loglik", "npmi", "diversity"):
+        assert table[column].is_finite().all()
+    # every K trained on the same users and tokens
+    assert all(np.array_equal(c.words, trained[0].words) and
+               np.array_equal(c.user_ids, trained[0].user_ids) for c in trained)
+    # the planted corpus has 5 topics: K=5 beats K=2 held out
+    heldout = dict(zip(table["k"], table["heldout_loglik"]))
+    assert heldout[5] > heldout[2]
+    assert table["perplexity"].to_list() == pytest.approx(
+        np.exp(-table["heldout_loglik"].to_numpy()).tolist())

@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from gibbslda.cli import demo
+from gibbslda.cli import demo, info, prepare, report, topics, train, users
 
 DEBUG_ENV = "GIBBSLDA_DEBUG"
 
@@ -57,7 +57,9 @@ def main(
     recommendations."""
 
 
-app.command("demo", epilog=demo.EXAMPLE)(demo.demo)
+for _module, _name in ((prepare, "prepare"), (train, "train"), (topics, "topics"),
+                       (users, "users"), (info, "info"), (report, "report"), (demo, "demo")):
+    app.command(_name, epilog=_module.EXAMPLE)(getattr(_module, _name))
 
 
 def run() -> None:

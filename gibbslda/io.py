@@ -65,6 +65,7 @@ def save(model, path, *, extra=None) -> Path:
         },
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _chmod_default(tmp)
     try:
         np.savez(tmp / "arrays.npz", indptr=state.indptr, words=state.words, z=state.z,
                  alpha=state.alpha, rng=state.rng, loglik=model.loglik_)
@@ -201,6 +202,13 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
         raise ModelFileError(f"{path}: token arrays are inconsistent; the folder is damaged")
     if len(users) != fitted["n_users"] or len(items) != fitted["n_items"]:
         raise ModelFileError(f"{path}: id maps do not match the model's users and items")
+
+
+def _chmod_default(folder: Path) -> None:
+    """mkdtemp makes folders private (0700); give the model folder the usual mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:

@@ -55,14 +55,21 @@ def _parses(argv: list[str]) -> None:
 
 
 # -- help, version ------------------------------------------------------------------------
-@pytest.mark.parametrize("args", [["--help"], ["demo", "--help"]])
+COMMANDS = ["prepare", "train", "topics", "users", "info", "report", "demo"]
+
+
+@pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in COMMANDS)])
 def test_help_ends_with_a_runnable_example(runner, args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Usage: gibbslda" in result.stdout
     argv = _example(result.stdout)
-    assert argv[0] == "demo"
+    assert argv[0] == (args[0] if len(args) == 2 else "demo")
     _parses(argv)
+
+
+def test_every_command_is_listed(runner):
+    assert sorted(get_command(app).commands) == sorted(COMMANDS)
 
 
 def test_no_arguments_shows_help(runner):

@@ -1,0 +1,214 @@
+"""prepare -> train -> topics / users / info / report through the command line; Ctrl-C,
+checkpoints, resume and the training lock with real processes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from gibbslda import LDA
+from gibbslda.cli.main import app
+from gibbslda.synthetic import planted_corpus
+from tests.test_cli import ENV, _run_main
+
+N_TOPICS = 4
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner(env=ENV)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    """A CSV event log drawn from 4 planted interests, with item titles in a table."""
+    folder = tmp_path_factory.mktemp("events")
+    corpus = planted_corpus(400, 80, N_TOPICS, mean_length=25, seed=3).corpus
+    users = np.repeat(corpus.user_ids, corpus.lengths)
+    frame = pl.DataFrame({"user_id": [f"u{u}" for u in users],
+                          "item_id": [f"i{w}" for w in corpus.words],
+                          "event": "purchase"})
+    frame.write_csv(folder / "events.csv")
+    pl.DataFrame({"item_id": [f"i{w}" for w in range(80)],
+                  "title": [f"<b>item {w}</b>" for w in range(80)]}).write_parquet(
+        folder / "titles.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(runner, events):
+    out = events / "prepared"
+    result = runner.invoke(app, ["prepare", str(events / "events.csv"), "--event", "event",
+                                 "--labels", str(events / "titles.parquet"), "--split",
+                                 "heldout", "--weight", "purchase=1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "parts train, observed, hidden" in result.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(runner, prepared):
+    out = prepared.parent / "model"
+    result = runner.invoke(app, ["train", str(prepared), "-o", str(out), "-k",
+                                 str(N_TOPICS), "--iterations", "30", "--seed", "1",
+                                 "--alpha", "auto", "--optimize-burn-in", "10"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # no terminal: no progress
+    assert "4 interests, 30 sweeps" in result.stdout
+    return out
+
+
+def test_trained_model_loads_with_labels_and_heldout_record(model):
+    loaded = LDA.load(model)
+    assert loaded.n_iter_ == 30 and loaded.n_topics == N_TOPICS
+    assert np.isfinite(loaded.loglik_["heldout"]).all()  # the prepared held-out parts
+    labels = pl.read_parquet(model / "labels.parquet")
+    assert labels.columns == ["item_id", "label"] and labels.height == 80
+    assert loaded.alpha == "auto" and len(set(loaded.alpha_.tolist())) == N_TOPICS
+    assert oct(os.stat(model).st_mode & 0o777) != oct(0o700)  # not private like mkdtemp
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json"])
+def test_topics_file_parses_in_every_format(runner, model, tmp_path, suffix):
+    out = tmp_path / f"topics{suffix}"
+    result = runner.invoke(app, ["topics", str(model), "-n", "5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = {".parquet": pl.read_parquet, ".csv": pl.read_csv,
+             ".json": lambda p: pl.DataFrame(json.loads(p.read_text()))}[suffix](out)
+    assert frame.columns == ["topic", "share", "rank", "item_id", "label", "weight"]
+    assert frame.height == N_TOPICS * 5
+    assert frame["label"].str.starts_with("<b>item ").all()
+
+
+def test_topics_json_and_table(runner, model):
+    result = runner.invoke(app, ["topics", str(model), "--json"])
+    records = json.loads(result.stdout)
+    assert len(records) == N_TOPICS * 10
+    phi = LDA.load(model).topic_word_
+    first = records[0]
+    assert first["weight"] == pytest.approx(phi[first["topic"]].max())
+    table = runner.invoke(app, ["topics", str(model)])
+    assert table.exit_code == 0 and "interests, top 10 items" in table.stdout
+
+
+def test_users_theta_long_wide_and_profile(runner, model, tmp_path):
+    loaded = LDA.load(model)
+    assert runner.invoke(app, ["users", str(model), "-o", str(tmp_path / "t.parquet")]
+                         ).exit_code == 0
+    long = pl.read_parquet(tmp_path / "t.parquet")
+    assert long.height == loaded.corpus_.n_users * N_TOPICS
+    assert runner.invoke(app, ["users", str(model), "--wide", "-o",
+                               str(tmp_path / "w.csv")]).exit_code == 0
+    wide = pl.read_csv(tmp_path / "w.csv")
+    np.testing.assert_allclose(wide.drop("user_id").to_numpy(), loaded.doc_topic_, atol=1e-9)
+    user = str(loaded.user_ids_[3])
+    result = runner.invoke(app, ["users", str(model), "--user", user, "--json"])
+    profile = json.loads(result.stdout)
+    assert [r["rank"] for r in profile] == [1, 2, 3]
+    assert profile[0]["weight"] == pytest.approx(loaded.doc_topic_[3].max())
+    missing = runner.invoke(app, ["users", str(model), "--user", "nobody"])
+    assert missing.exit_code == 1
+
+
+def test_info_json(runner, model):
+    facts = json.loads(runner.invoke(app, ["info", str(model), "--json"]).stdout)
+    assert facts["topics"] == N_TOPICS and facts["sweeps"] == 30
+    assert facts["alpha"] == "auto" and facts["heldout_per_token"] < 0
+
+
+def test_report_is_written(runner, model, tmp_path):
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(model), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert html.count("<svg") == 3 and "&lt;b&gt;item" in html and "<b>item" not in html
+
+
+def test_bad_input_is_one_line(tmp_path, events):
+    proc = _run_main("train", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "m"))
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
+    assert "missing.csv" in proc.stderr
+    proc = _run_main("train", str(events / "events.csv"), "-o", str(tmp_path / "m"),
+                     "--user", "customer")
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "customer" in proc.stderr
+    proc = _run_main("train", "-o", str(tmp_path / "m"))
+    assert proc.returncode == 1 and "give a prepared folder" in proc.stderr
+    proc = _run_main("topics", str(tmp_path / "nothing"))
+    assert proc.returncode == 1 and "not a gibbslda model folder" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def slow_prepared(runner, tmp_path_factory):
+    """Big enough that 300 sweeps take a few seconds, so Ctrl-C lands mid-training."""
+    folder = tmp_path_factory.mktemp("slow")
+    corpus = planted_corpus(3000, 400, 10, mean_length=40, seed=5).corpus
+    frame = pl.DataFrame({"user_id": np.repeat(corpus.user_ids, corpus.lengths).astype(str),
+                          "item_id": corpus.words.astype(str)})
+    frame.write_parquet(folder / "events.parquet")
+    result = runner.invoke(app, ["prepare", str(folder / "events.parquet"), "--cap", "0",
+                                 "-o", str(folder / "prepared")])
+    assert result.exit_code == 0, result.output
+    return folder / "prepared"
+
+
+def _train(prepared, out, *extra):
+    return ["train", str(prepared), "-o", str(out), "-k", "12", "--iterations", "300",
+            "--checkpoint-every", "5", "--seed", "4", *extra]
+
+
+def _chain(folder):
+    with np.load(folder / "arrays.npz") as arrays:
+        return arrays["z"].copy(), arrays["rng"].copy()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_checkpoints_and_resume_equals_an_uninterrupted_run(slow_prepared, tmp_path):
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if v is not None}
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "gibbslda.cli.main", *_train(slow_prepared,
+                                                                               out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "model.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first checkpoint (sweep 5) is written: mid-training
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted after sweep" in stderr and "--resume" in stderr
+    stopped = LDA.load(out)
+    assert 5 <= stopped.n_iter_ < 300
+    assert not out.with_name(out.name + ".lock").exists()
+    resumed = _run_main("train", "-o", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    whole = _run_main(*_train(slow_prepared, tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    for a, b in zip(_chain(out), _chain(tmp_path / "whole")):
+        np.testing.assert_array_equal(a, b)
+    assert LDA.load(out).loglik_["iteration"].tolist() == \
+        LDA.load(tmp_path / "whole").loglik_["iteration"].tolist()
+
+
+def test_a_second_training_into_the_same_folder_is_refused(slow_prepared, tmp_path):
+    out = tmp_path / "model"
+    lock = out.with_name("model.lock")
+    lock.write_text(str(os.getpid()))  # a live owner: this test process
+    proc = _run_main(*_train(slow_prepared, out))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"gibbslda: error: another training (pid {os.getpid()})")
+    assert not out.exists() and lock.read_text() == str(os.getpid())
+    lock.write_text("999999999")  # an owner that no longer exists: taken over
+    proc = _run_main(*_train(slow_prepared, out)[:-4], "--iterations", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert not lock.exists()

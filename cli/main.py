@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from gibbslda.cli import demo, info, prepare, report, topics, train, users
+from gibbslda.cli import demo, info, prepare, report, select_k, topics, train, users
 
 DEBUG_ENV = "GIBBSLDA_DEBUG"
 
@@ -58,8 +58,9 @@ def main(
 
 
 for _module, _name in ((prepare, "prepare"), (train, "train"), (topics, "topics"),
-                       (users, "users"), (info, "info"), (report, "report"), (demo, "demo")):
-    app.command(_name, epilog=_module.EXAMPLE)(getattr(_module, _name))
+                       (users, "users"), (info, "info"), (report, "report"),
+                       (select_k, "select_k"), (demo, "demo")):
+    app.command(_name.replace("_", "-"), epilog=_module.EXAMPLE)(getattr(_module, _name))
 
 
 def run() -> None:

@@ -212,3 +212,14 @@ def test_a_second_training_into_the_same_folder_is_refused(slow_prepared, tmp_pa
     proc = _run_main(*_train(slow_prepared, out)[:-4], "--iterations", "3")
     assert proc.returncode == 0, proc.stderr
     assert not lock.exists()
+
+
+def test_select_k_table(runner, prepared):
+    result = runner.invoke(app, ["select-k", str(prepared), "--ks", "2,4", "-n", "20",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["k"] for r in rows] == [2, 4]
+    assert all(r["perplexity"] > 1 and -1 <= r["npmi"] <= 1 for r in rows)
+    bad = runner.invoke(app, ["select-k", str(prepared), "--ks", "2,x"])
+    assert bad.exit_code == 1

@@ -1,6 +1,7 @@
 """The estimator: validation, orchestration of the sweeps, fitted attributes."""
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from gibbslda.errors import NotFittedError
 HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
                           ("loglik", np.float64), ("heldout", np.float64)])
 AUTO_START = {"alpha": 0.1, "beta": 0.01}  # where learned priors start
+CHECK_ENV = "GIBBSLDA_CHECK"  # "1": verify every count against z after each sweep
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,8 @@ class LDA:
             self.n_iter_ += 1
             self.seconds_ += elapsed
             self._learn_priors()
+            if os.environ.get(CHECK_ENV) == "1":
+                _sampler.check_state(state)
             evaluate = self.n_iter_ % self.eval_every == 0 or self.n_iter_ == last
             loglik = self._record(self.seconds_) if evaluate else None
             if callback is not None:

@@ -292,6 +292,36 @@ def sweep(state: GibbsState) -> None:
                                state.n_k, prior, state.rng, layout["doc_bounds"], steps)
 
 
+def check_state(state: GibbsState) -> None:
+    """Verify every count against ``z`` (O(N + V K)); raise RuntimeError naming the first
+    broken invariant. The estimator runs it after every sweep when ``GIBBSLDA_CHECK=1``."""
+    k, v = state.n_topics, state.n_items
+    if state.z.size and (state.z.min() < 0 or state.z.max() >= k):
+        raise RuntimeError(f"a topic assignment is outside 0..{k - 1}")
+    _, n_wk, n_k = counts_from_z(state.indptr, state.words, state.z, k, v)
+    if not np.array_equal(state.n_k, n_k):
+        raise RuntimeError("topic totals n_k disagree with the assignments z")
+    if not np.array_equal(state.item_topic_counts(), n_wk):
+        raise RuntimeError("item x topic counts disagree with the assignments z")
+    if state.sampler == "sparse":
+        wc_ptr, wc_val, wc_len = state.layout["wc"]
+        rows = np.repeat(np.arange(v), wc_len)
+        within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wc_len) - wc_len, wc_len)
+        values = wc_val[wc_ptr[:-1][rows] + within].astype(np.int64)
+        same_row = rows[1:] == rows[:-1]
+        if np.any(values[1:][same_row] >= values[:-1][same_row]) or np.any(
+                wc_len > np.diff(wc_ptr)):
+            raise RuntimeError("a packed item row is out of order or over its capacity")
+    if state.sampler == "mh":
+        _, word_z, tok_pos = state.layout["wi"]
+        if not np.array_equal(word_z[tok_pos], state.z):
+            raise RuntimeError("the item-major mirror of z disagrees with z")
+    if not (np.all(np.isfinite(state.alpha)) and np.all(state.alpha > 0)
+            and np.isfinite(state.beta) and state.beta > 0):
+        raise RuntimeError(f"priors are not finite and positive: beta {state.beta}, alpha "
+                           f"min {state.alpha.min()}")
+
+
 def item_counts(state: GibbsState):
     """``(values, shift)``: every item x topic count as ``values >> shift`` (1-D, no copy):
     the sparse sampler's packed rows, or the flattened dense matrix."""

@@ -42,6 +42,9 @@ def prepare(
     cutoff: Annotated[str, typer.Option(
         help="time: ISO time, or a fraction of the pairs to hold out, e.g. 0.2.")] = "0.2",
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    pseudonymize: Annotated[bool, typer.Option(
+        help="Replace user ids by keyed hashes (HMAC-SHA256, key in the environment "
+             "variable GIBBSLDA_PSEUDONYM_KEY, never stored).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON on stdout.")] = False,
 ) -> None:
     """Read an event log with polars, weigh behaviours, filter and split it, and write a
@@ -57,6 +60,8 @@ def prepare(
         dedupe=dedupe, word=word, min_user_items=min_user_items,
         min_item_users=min_item_users,
         split=_split(split, test_fraction, hidden_fraction, last, cutoff), seed=seed)
+    if pseudonymize:
+        prepared = _pseudonymized(prepared)
     preprocess.write_prepared(prepared, output)
     if as_json:
         typer.echo(json.dumps(prepared.summary, default=str))
@@ -65,6 +70,20 @@ def prepare(
     typer.echo(f"{output}: {corpus.n_users:,} users, {prepared.words.height:,} "
                f"{word}s, {corpus.n_tokens:,} training tokens; parts "
                f"{', '.join(prepared.parts)}")
+
+
+def _pseudonymized(prepared):
+    import dataclasses
+
+    import polars as pl
+
+    from gibbslda.privacy import key_from_env, pseudonymize
+
+    users = prepared.users
+    hashed = pseudonymize(users.get_column("user_id").to_numpy(), key_from_env())
+    users = users.with_columns(user_id=pl.Series(hashed, dtype=pl.String))
+    return dataclasses.replace(prepared, users=users,
+                               summary={**prepared.summary, "pseudonymized": True})
 
 
 def _table_or_column(value: str | None):

@@ -1,0 +1,204 @@
+"""Who the users are and what they will want, as tables from a fitted LDA.
+
+- :func:`user_profiles`: each user's top interests (topics) and their weights theta_uk.
+- :func:`topic_summary`: per interest, how many users have it as their main one, its
+  share of the tokens, its expected number of users and its top items.
+- :func:`demand`: expected demand per item, sum over users of p(item | user), and per
+  category.
+- :func:`topic_labels`: a short name per interest from its items' titles or categories.
+
+Conventions as in :mod:`gibbslda.recommend`: polars frames in long format, ranks from 1,
+ties to the lower topic or item index, the model's own user and item ids. ``labels`` is
+one string per topic (for example from :func:`topic_labels`); without it the label column
+is null.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import polars as pl
+
+from gibbslda.ranking import top_k
+from gibbslda.recommend import _check_labels, _check_model, _lookup
+from gibbslda.topn import _check_count, top_n
+
+_ROWS_PER_CHUNK = 2 ** 20  # users x topics values ranked at a time
+
+
+def user_profiles(model, *, n: int = 3, labels=None, users=None) -> pl.DataFrame:
+    """Each user's ``n`` strongest interests.
+
+    Parameters
+    ----------
+    model : fitted :class:`gibbslda.LDA`.
+    n : interests per user (at most K).
+    labels : optional K strings, one per topic.
+    users : training user ids (one or a sequence); None: every user, in index order.
+
+    Returns
+    -------
+    polars.DataFrame with columns user_id, rank (1 = strongest), topic, label, weight
+    (theta_uk: the user's share of the interest). A user's weights are decreasing and sum
+    to at most 1.
+    """
+    _check_model(model)
+    _check_count("n", n)
+    labels = _check_labels(labels, model.n_topics)
+    theta = model.doc_topic_
+    rows = np.arange(theta.shape[0]) if users is None else _lookup(model.user_ids_, users,
+                                                                   "user")
+    width = min(int(n), model.n_topics)
+    step = max(1, _ROWS_PER_CHUNK // model.n_topics)
+    topics = np.empty((rows.size, width), dtype=np.int64)
+    for start in range(0, rows.size, step):
+        topics[start:start + step] = top_k(theta[rows[start:start + step]], width)
+    flat = topics.ravel()
+    return pl.DataFrame([
+        pl.Series("user_id", np.repeat(model.user_ids_[rows], width)),
+        pl.Series("rank", np.tile(np.arange(1, width + 1, dtype=np.int32), rows.size)),
+        pl.Series("topic", flat, dtype=pl.Int32),
+        pl.Series("label", [None] * flat.size if labels is None else
+                  [labels[k] for k in flat], dtype=pl.String),
+        pl.Series("weight", np.take_along_axis(theta[rows], topics, axis=1).ravel(),
+                  dtype=pl.Float64),
+    ])
+
+
+def topic_summary(model, *, labels=None, n_items: int = 5) -> pl.DataFrame:
+    """One row per interest: its size among users and tokens, and its top items.
+
+    Returns
+    -------
+    polars.DataFrame with columns topic, label, n_users_main (users whose largest
+    theta_uk is this topic, ties to the lower topic), share_users_main,
+    expected_users (sum over users of theta_uk), share_tokens (n_k over all tokens) and
+    top_items (the ``n_items`` item ids of highest phi_k,item, best first); by topic.
+    """
+    _check_model(model)
+    _check_count("n_items", n_items)
+    labels = _check_labels(labels, model.n_topics)
+    theta = model.doc_topic_
+    n_topics, n_users = model.n_topics, theta.shape[0]
+    main = np.bincount(theta.argmax(axis=1), minlength=n_topics) if n_users else \
+        np.zeros(n_topics, dtype=np.int64)
+    n_k = model.n_k_.astype(np.float64)
+    best, _ = top_n(np.eye(n_topics), model.topic_word_, n_items)
+    return pl.DataFrame([
+        pl.Series("topic", np.arange(n_topics), dtype=pl.Int32),
+        pl.Series("label", labels or [None] * n_topics, dtype=pl.String),
+        pl.Series("n_users_main", main, dtype=pl.Int64),
+        pl.Series("share_users_main", main / max(n_users, 1), dtype=pl.Float64),
+        pl.Series("expected_users", theta.sum(axis=0), dtype=pl.Float64),
+        pl.Series("share_tokens", n_k / max(n_k.sum(), 1.0), dtype=pl.Float64),
+        pl.Series("top_items", [model.item_ids_[row[row >= 0]].tolist() for row in best]),
+    ])
+
+
+def demand(model, item_categories=None, *, item: str = "item_id",
+           category: str = "category") -> pl.DataFrame:
+    """Expected demand: sum over the training users of p(item | user), per item or category.
+
+    Computed as (sum_u theta_u) . phi, never as a users x items matrix. The demands of all
+    items add up to the number of users (each p(. | user) sums to 1), so ``share`` is the
+    expected share of the users' next picks.
+
+    Parameters
+    ----------
+    item_categories : optional dict item id -> category, or a polars/pandas frame with
+        columns ``item`` and ``category``. Given, the table is per category (items
+        without one are grouped under a null category).
+
+    Returns
+    -------
+    Per item: columns item_id, demand, share, n_tokens (the item's training tokens, for
+    comparison). Per category: category, n_items, demand, share, n_tokens. Rows by
+    decreasing demand, ties in item index (or category) order.
+    """
+    _check_model(model)
+    theta = model.doc_topic_
+    n_users = theta.shape[0]
+    expected = theta.sum(axis=0) @ model.topic_word_
+    table = pl.DataFrame([
+        pl.Series("item_id", model.item_ids_),
+        pl.Series("demand", expected, dtype=pl.Float64),
+        pl.Series("share", expected / max(n_users, 1), dtype=pl.Float64),
+        pl.Series("n_tokens", np.bincount(model.corpus_.words, minlength=expected.size),
+                  dtype=pl.Int64),
+    ])
+    if item_categories is None:
+        return table.sort("demand", descending=True, maintain_order=True)
+    categories = _label_per_item(model, item_categories, item=item, value=category)
+    known = np.array([c is not None for c in categories], dtype=bool)
+    names, codes = np.unique(categories[known].astype(str), return_inverse=True)
+    code = np.full(categories.size, names.size, dtype=np.int64)  # the last: no category
+    code[known] = codes
+    sums = {name: np.bincount(code, weights=table.get_column(name).to_numpy(),
+                              minlength=names.size + 1) for name in ("demand", "n_tokens")}
+    counts = np.bincount(code, minlength=names.size + 1)
+    present = counts > 0
+    order = np.lexsort((np.arange(present.sum()), -sums["demand"][present]))
+    return pl.DataFrame([
+        pl.Series("category", np.append(names, None).tolist(), dtype=pl.String),
+        pl.Series("n_items", counts, dtype=pl.Int64),
+        pl.Series("demand", sums["demand"], dtype=pl.Float64),
+        pl.Series("share", sums["demand"] / max(n_users, 1), dtype=pl.Float64),
+        pl.Series("n_tokens", sums["n_tokens"].round(), dtype=pl.Int64),
+    ]).filter(pl.Series(present))[order]
+
+
+def topic_labels(model, item_labels, *, n: int = 3, item: str = "item_id",
+                 label: str = "title", sep: str = " / ") -> list[str]:
+    """A short name per topic: its ``n`` heaviest labels (titles or categories).
+
+    ``item_labels`` maps item ids to text: a dict, or a polars/pandas frame with columns
+    ``item`` and ``label``. Each distinct text weighs the topic's probability of all
+    items that carry it, so categories shared by many items rank by their total mass and
+    titles by their item's. Texts are stripped; items without one (or with an empty one)
+    are ignored; a topic with no labelled item is "interest k".
+    """
+    _check_model(model)
+    _check_count("n", n)
+    per_item = _label_per_item(model, item_labels, item=item, value=label)
+    has = np.array([v is not None and bool(str(v).strip()) for v in per_item], dtype=bool)
+    texts = np.array([str(v).strip() for v in per_item[has]], dtype=object)
+    names, codes = np.unique(texts.astype(str), return_inverse=True) if texts.size else \
+        (np.array([], dtype=str), np.zeros(0, dtype=np.int64))
+    phi = model.topic_word_
+    out = []
+    for k in range(model.n_topics):
+        if names.size == 0:
+            out.append(f"interest {k}")
+            continue
+        mass = np.bincount(codes, weights=phi[k, has], minlength=names.size)
+        best = top_k(mass[None, :], min(int(n), names.size))[0]
+        out.append(sep.join(str(names[c]) for c in best if c >= 0))
+    return out
+
+
+def _label_per_item(model, mapping, *, item: str = "item_id", value: str = "title"
+                   ) -> np.ndarray:
+    """The text (or None) of every model item, object (V,), from a dict or a frame."""
+    ids = model.item_ids_
+    if isinstance(mapping, Mapping):
+        return np.array([mapping.get(i) for i in ids.tolist()] or [], dtype=object)
+    if hasattr(mapping, "columns") and not isinstance(mapping, pl.DataFrame):
+        mapping = pl.from_pandas(mapping)
+    if not isinstance(mapping, pl.DataFrame):
+        raise TypeError(f"item labels must be a dict or a data frame, got "
+                        f"{type(mapping).__name__}")
+    for column in (item, value):
+        if column not in mapping.columns:
+            raise ValueError(f"column {column!r} not found in the item table (columns "
+                             f"{mapping.columns}): name yours with item= and label= "
+                             "(category= for demand)")
+    keys = pl.Series("key", ids)
+    table = mapping.select(pl.col(item).cast(keys.dtype, strict=False).alias("key"),
+                           pl.col(value).cast(pl.String).alias("value")).drop_nulls("key")
+    duplicated = table.filter(pl.col("key").is_duplicated())
+    if duplicated.height:
+        raise ValueError(f"the item table has {duplicated.get_column('key').n_unique()} "
+                         f"item ids on more than one row, for example "
+                         f"{duplicated.get_column('key')[0]!r}")
+    joined = keys.to_frame().join(table, on="key", how="left", maintain_order="left")
+    return np.array(joined.get_column("value").to_list(), dtype=object)

@@ -12,7 +12,8 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from gibbslda.cli import demo, info, prepare, report, select_k, topics, train, users
+from gibbslda.cli import (demo, evaluate, info, prepare, recommend, report, select_k, topics,
+                          train, users)
 
 DEBUG_ENV = "GIBBSLDA_DEBUG"
 
@@ -59,6 +60,7 @@ def main(
 
 for _module, _name in ((prepare, "prepare"), (train, "train"), (topics, "topics"),
                        (users, "users"), (info, "info"), (report, "report"),
+                       (recommend, "recommend"), (evaluate, "evaluate"),
                        (select_k, "select_k"), (demo, "demo")):
     app.command(_name.replace("_", "-"), epilog=_module.EXAMPLE)(getattr(_module, _name))
 

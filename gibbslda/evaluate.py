@@ -8,7 +8,9 @@ and choosing K.
   sequential importance sampling);
 - :func:`perplexity` of either; :func:`coherence`, :func:`diversity` and
   :func:`top_items` (from :mod:`gibbslda.coherence`);
-- :func:`select_k` fits each K on one fixed split and tabulates all of the above.
+- :func:`select_k` fits each K on one fixed split and tabulates all of the above;
+- :func:`ranking_metrics`, :func:`evaluate_rankings`, :func:`item_popularity` (from
+  :mod:`gibbslda.ranking`): Recall/NDCG/Precision/HitRate/MAP@k, coverage, novelty.
 
 References
 ----------
@@ -24,10 +26,12 @@ import numpy as np
 
 from gibbslda.coherence import coherence, diversity, top_items
 from gibbslda.corpus import Corpus, as_corpus
+from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics
 
 __all__ = ["UserSplit", "split_users", "completion_log_likelihood",
            "left_to_right_log_likelihood", "perplexity", "coherence", "diversity",
-           "top_items", "select_k"]
+           "top_items", "select_k", "ranking_metrics", "evaluate_rankings",
+           "item_popularity"]
 
 
 @dataclass(frozen=True)

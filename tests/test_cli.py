@@ -55,7 +55,8 @@ def _parses(argv: list[str]) -> None:
 
 
 # -- help, version ------------------------------------------------------------------------
-COMMANDS = ["prepare", "train", "topics", "users", "info", "report", "select-k", "demo"]
+COMMANDS = ["prepare", "train", "topics", "users", "info", "report", "recommend", "evaluate",
+            "select-k", "demo"]
 
 
 @pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in COMMANDS)])

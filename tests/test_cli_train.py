@@ -223,3 +223,57 @@ def test_select_k_table(runner, prepared):
     assert all(r["perplexity"] > 1 and -1 <= r["npmi"] <= 1 for r in rows)
     bad = runner.invoke(app, ["select-k", str(prepared), "--ks", "2,x"])
     assert bad.exit_code == 1
+
+
+def test_recommend_users_new_users_and_all(runner, model, tmp_path):
+    loaded = LDA.load(model)
+    user = str(loaded.user_ids_[0])
+    result = runner.invoke(app, ["recommend", str(model), "--user", user, "-n", "5",
+                                 "--explain", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(r["title"].startswith("<b>item") and "interest" in r["explanation"]
+               for r in rows)
+    seen = set(loaded.item_ids_[loaded.corpus_.words[:loaded.corpus_.indptr[1]]])
+    assert not seen & {r["item_id"] for r in rows}
+    new = json.loads(runner.invoke(app, ["recommend", str(model), "--history", "i1,i2",
+                                         "-n", "3", "--json"]).stdout)
+    assert [r["user_id"] for r in new] == ["new-0"] * 3
+    assert not {"i1", "i2"} & {r["item_id"] for r in new}
+    out = tmp_path / "all.parquet"
+    assert runner.invoke(app, ["recommend", str(model), "-n", "4", "-o", str(out)]
+                         ).exit_code == 0
+    assert pl.read_parquet(out).height == 4 * loaded.corpus_.n_users
+    assert runner.invoke(app, ["recommend", str(model)]).exit_code == 1  # all users: a file
+
+
+def test_evaluate_beside_baselines(runner, model, prepared):
+    result = runner.invoke(app, ["evaluate", str(model), str(prepared), "--k", "5,10",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["model"], r["k"]) for r in rows] == [
+        (m, k) for m in ("LDA K=4", "popularity", "item-kNN", "EASE") for k in (5, 10)]
+    lda = {r["k"]: r for r in rows if r["model"] == "LDA K=4"}
+    pop = {r["k"]: r for r in rows if r["model"] == "popularity"}
+    # the corpus has 4 planted interests: LDA ranks far better than popularity
+    assert lda[10]["recall"] > pop[10]["recall"] and 0 < lda[10]["ndcg"] <= 1
+
+
+def test_evaluate_leave_last_n(runner, tmp_path):
+    corpus = planted_corpus(300, 60, 3, mean_length=20, seed=8).corpus
+    users = np.repeat(corpus.user_ids, corpus.lengths)
+    frame = pl.DataFrame({"user_id": users.astype(str), "item_id": corpus.words.astype(str),
+                          "ts": np.arange(corpus.n_tokens) * 60})
+    frame.write_parquet(tmp_path / "e.parquet")
+    assert runner.invoke(app, ["prepare", str(tmp_path / "e.parquet"), "--timestamp", "ts",
+                               "--split", "last", "--last", "2", "-o", str(tmp_path / "p")]
+                         ).exit_code == 0
+    assert runner.invoke(app, ["train", str(tmp_path / "p"), "-o", str(tmp_path / "m"),
+                               "-k", "3", "-n", "30"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "m"), str(tmp_path / "p"),
+                                 "--k", "5", "--no-baselines", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["model"] == "LDA K=3" and row["n_users"] > 250 and 0 < row["recall"] <= 1

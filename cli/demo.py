@@ -1,8 +1,9 @@
 """``gibbslda demo``: interests of the bundled Online Retail customers, end to end.
 
-Reads the shipped purchases (one token per invoice line), fits the estimator with a
-progress bar on stderr, prints the interests, a few customers' profiles and
-recommendations on stdout, and writes Parquet files and the model folder.
+Prepares the shipped purchases (one token per invoice line, returns ignored) with the
+polars pipeline, fits the estimator with live progress on stderr, prints the interests,
+a few customers' profiles and recommendations on stdout, and writes the prepared folder,
+Parquet tables, the model folder and an HTML report.
 """
 from __future__ import annotations
 
@@ -47,27 +48,33 @@ def demo(
 ) -> None:
     """Find interests in the bundled UCI Online Retail purchases, print and save them.
 
-    Fits LDA with customers as documents and products as words, prints each interest's
-    top products, a few customers' interests and recommendations (products they have not
-    bought yet), and writes `topics.parquet`, `user_topics.parquet`,
-    `recommendations.parquet` and the fitted model (load it with `gibbslda.LDA.load`)
-    into the output folder.
+    Prepares the purchases, fits LDA with customers as documents and products as words,
+    prints each interest's top products, a few customers' interests and recommendations
+    (products they have not bought yet), and writes the prepared folder, `topics.parquet`,
+    `user_topics.parquet`, `recommendations.parquet`, the fitted model (load it with
+    `gibbslda.LDA.load`) and `report.html` into the output folder.
     """
     import polars as pl
     from rich.console import Console
 
-    from gibbslda import LDA, Corpus
+    from gibbslda import LDA, preprocess
     from gibbslda.data import online_retail_dir
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    show = err.is_terminal and not quiet
+    model = LDA(topics, n_iter=iterations, random_state=seed)
+    model._validate()  # a bad setting fails before anything is written
     data = online_retail_dir()
-    events = pl.read_parquet(data / "interactions.parquet")
-    corpus = Corpus.from_frame(events.filter(pl.col("event") == "purchase"),
-                               user="user_id", item="item_id")
-    model = _fit(LDA(topics, n_iter=iterations, random_state=seed), corpus, err,
-                 show=err.is_terminal and not quiet)
-    ranked = _rank(model, pl.read_parquet(data / "items.parquet"))
-    paths = _write(output, model, ranked)
+    items = pl.read_parquet(data / "items.parquet")
+    prepared = preprocess.prepare(data / "interactions.parquet", event="event",
+                                  timestamp="timestamp",
+                                  weights={"purchase": 1, "return": 0}, cap=None,
+                                  labels=items.select("item_id", "title"))
+    output.mkdir(parents=True, exist_ok=True)
+    preprocess.write_prepared(prepared, output / "prepared")
+    model = _fit(model, prepared.corpus("train"), err, show=show)
+    ranked = _rank(model, items)
+    paths = [output / "prepared", *_write(output, model, ranked)]
 
     _print_summary(out, model)
     _print_topics(out, model, ranked)
@@ -95,7 +102,13 @@ def _rank(model, items) -> _Ranked:
 
 
 def _write(output: Path, model, ranked: _Ranked) -> list[Path]:
-    """Write the three Parquet files and the model folder; return their paths."""
+    """Write the three Parquet files, the model folder and the report; return their
+    paths."""
+    import polars as pl
+
+    from gibbslda import io
+    from gibbslda.report import write_report
+
     frames = {
         "topics.parquet": _topic_frame(model, ranked),
         "user_topics.parquet": _user_topic_frame(model),
@@ -104,36 +117,24 @@ def _write(output: Path, model, ranked: _Ranked) -> list[Path]:
     output.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
         frame.write_parquet(output / name)
-    model.save(output / "model")
-    return [*(output / name for name in frames), output / "model"]
+    labels = pl.DataFrame({"item_id": pl.Series(model.item_ids_, dtype=pl.String),
+                           "label": pl.Series(ranked.titles, dtype=pl.String)})
+    io.save(model, output / "model", extra={"labels.parquet": labels})
+    write_report(model, output / "report.html", item_labels=list(ranked.titles),
+                 title="Online Retail demo")
+    return [*(output / name for name in frames), output / "model", output / "report.html"]
 
 
 def _fit(model, corpus, err, *, show: bool):
-    """Fit with a kernel-compiling status and a progress bar on stderr when ``show``."""
-    if not show:
-        return model.fit(corpus)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    """Fit with a kernel-compiling status and the live training line on stderr."""
+    from gibbslda.cli.progress import TrainingDisplay, compile_kernels
 
-    from gibbslda import sampler
-
-    with err.status("Compiling kernels (the first run only; cached afterwards)"):
-        sampler.warm_up()
-    err.print(f"Fitting {model.n_topics} interests to {corpus.n_tokens:,} purchases by "
-              f"{corpus.n_users:,} customers")
-    columns = (TextColumn("Fitting"), BarColumn(bar_width=24), MofNCompleteColumn(),
-               TextColumn("{task.fields[speed]}"), TextColumn("{task.fields[loglik]}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err) as progress:
-        task = progress.add_task("fit", total=model.n_iter, speed="", loglik="")
-
-        def callback(info) -> None:
-            fields = {"speed": f"{info.tokens_per_second / 1e6:.1f}M tokens/s"}
-            if info.loglik is not None:
-                fields["loglik"] = f"log-lik {info.loglik:.3f}"
-            progress.update(task, completed=info.iteration, total=info.n_iter, **fields)
-
-        return model.fit(corpus, callback=callback)
+    compile_kernels(err, show)
+    if show:
+        err.print(f"Fitting {model.n_topics} interests to {corpus.n_tokens:,} purchases by "
+                  f"{corpus.n_users:,} customers")
+    with TrainingDisplay(err, show=show) as display:
+        return model.fit(corpus, callback=display)
 
 
 def _escape(text: str) -> str:

@@ -138,7 +138,8 @@ def test_demo_prints_results_to_stdout_and_nothing_to_stderr_without_a_terminal(
     assert result.stdout.count("Interest #") == DEMO_TOPICS
     assert result.stdout.count("Customer ") == 2
     assert "recommended:" in result.stdout
-    for name in ("topics.parquet", "user_topics.parquet", "recommendations.parquet", "model"):
+    for name in ("prepared", "topics.parquet", "user_topics.parquet",
+                 "recommendations.parquet", "model", "report.html"):
         assert str(out / name) in result.stdout
 
 

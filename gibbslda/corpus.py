@@ -188,7 +188,14 @@ def _as_polars(df) -> pl.DataFrame:
     if isinstance(df, pl.DataFrame):
         return df
     if isinstance(df, pd.DataFrame):
-        return pl.from_pandas(df)
+        try:
+            return pl.from_pandas(df)
+        except (TypeError, ValueError) as exc:  # pyarrow: a column mixes types
+            mixed = [str(c) for c in df.columns if df[c].dtype == object
+                     and df[c].dropna().map(type).nunique() > 1]
+            where = f"column {mixed[0]!r}" if mixed else "a column"
+            raise TypeError(f"{where} mixes value types (for example strings and numbers); "
+                            f"make each id column one type, e.g. df[col].astype(str)") from exc
     raise TypeError(f"expected a polars or pandas DataFrame, got {type(df).__name__}")
 
 

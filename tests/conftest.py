@@ -34,3 +34,14 @@ def csr_from_docs(docs):
     np.cumsum([len(d) for d in docs], out=indptr[1:])
     words = np.array([w for d in docs for w in d], dtype=np.int32)
     return indptr, words
+
+
+# Hypothesis: a fixed, derandomised profile, so CI runs the same bounded set of cases.
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("ci")
+except ImportError:  # hypothesis is in the test extra; without it those tests skip
+    pass

@@ -74,9 +74,10 @@ def test_corpus_from_any_frame(data, user_kind, item_kind, with_weight, nulls):
        dedupe=st.sampled_from(preprocess.DEDUPE),
        word=st.sampled_from(["item", "category"]),
        min_user_items=st.sampled_from([1, 1, 2, 3]), min_item_users=st.sampled_from([1, 1, 2]),
-       split=st.sampled_from([None, "heldout", "last", "time"]))
+       split=st.sampled_from([None, "heldout", "last", "time"]),
+       weights=st.sampled_from([None, {"click": 1, "": 0}, {"click": -1, "": 2, "view": 0}]))
 def test_prepare_any_event_log(rows, cap, dedupe, word, min_user_items, min_item_users,
-                               split):
+                               split, weights):
     frame = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String,
                                        "event": pl.String, "quantity": pl.Int64,
                                        "ts": pl.Int64}, orient="row")
@@ -86,7 +87,7 @@ def test_prepare_any_event_log(rows, cap, dedupe, word, min_user_items, min_item
     try:
         prepared = preprocess.prepare(
             frame, event="event", quantity="quantity", timestamp="ts", category="category",
-            cap=cap, dedupe=dedupe, word=word, min_user_items=min_user_items,
+            weights=weights, cap=cap, dedupe=dedupe, word=word, min_user_items=min_user_items,
             min_item_users=min_item_users, split=spec, seed=0)
     except (ValueError, TypeError) as exc:
         _one_line(exc)

@@ -183,10 +183,21 @@ def _lock(output: Path):
         raise ValueError(f"could not take the lock {lock}; remove it and try again")
     os.write(fd, str(os.getpid()).encode())
     os.close(fd)
+    _remove_half_written(output)
     try:
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _remove_half_written(output: Path) -> None:
+    """Temporary folders a killed run left beside ``output`` (never the model itself: it is
+    only ever replaced by a rename). Safe because we hold the lock."""
+    import shutil
+
+    for stale in output.parent.glob(f".{output.name}.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _lock_owner(lock: Path) -> int | None:

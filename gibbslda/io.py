@@ -94,12 +94,17 @@ def load(path):
     except Exception as exc:  # polars raises several types for a bad file
         raise ModelFileError(f"{path}: id maps unreadable ({exc}); the folder is damaged, "
                              "save the model again") from exc
-    fitted = meta["fitted"]
+    fitted = _check_fitted(path, meta)
     n_topics, n_items = fitted["n_topics"], fitted["n_items"]
     arrays["loglik"] = _upgrade_history(arrays["loglik"])
     _check_shapes(path, arrays, fitted, users, items)
-    params = dict(meta["params"])
-    model = LDA(**params)
+    model = _model_from_params(path, meta.get("params"))
+    for key, name in (("n_topics", "n_topics"), ("n_shards", "n_shards"),
+                      ("mh_steps", "mh_steps")):
+        if getattr(model, name) != fitted[key]:
+            raise ModelFileError(f"{path}/model.json: parameter {name} "
+                                 f"({getattr(model, name)!r}) disagrees with the fitted "
+                                 f"{fitted[key]!r}; the folder is damaged")
     model.state_ = _sampler.restore_state(
         arrays["indptr"], arrays["words"], arrays["z"], n_topics, n_items,
         alpha=arrays["alpha"], beta=float(fitted["beta"]), rng=arrays["rng"],
@@ -163,6 +168,45 @@ def _read_arrays(file: Path) -> dict:
                              "again") from exc
 
 
+# fitted scalars: (type, smallest value); a damaged or edited model.json fails here
+_FITTED = {"n_topics": (int, 1), "n_users": (int, 0), "n_items": (int, 1),
+           "n_tokens": (int, 0), "n_iter": (int, 0), "seconds": (float, 0.0),
+           "beta": (float, 1e-300), "n_shards": (int, 1), "mh_steps": (int, 1),
+           "sampler": (str, None), "seed_entropy": (str, None)}
+
+
+def _check_fitted(path: Path, meta: dict) -> dict:
+    fitted = meta.get("fitted")
+    if not isinstance(fitted, dict):
+        raise ModelFileError(f"{path}/model.json has no fitted section; the folder is "
+                             "damaged, save the model again")
+    for key, (kind, low) in _FITTED.items():
+        value = fitted.get(key)
+        ok = (isinstance(value, str) if kind is str else
+              isinstance(value, (int, float)) and not isinstance(value, bool)
+              and (kind is float or isinstance(value, int)) and np.isfinite(value)
+              and value >= low)
+        if key == "seed_entropy":
+            ok = ok and value.isdigit()
+        if not ok:
+            raise ModelFileError(f"{path}/model.json: fitted {key} is {value!r}, not a "
+                                 "valid value; the folder is damaged, save the model again")
+    return fitted
+
+
+def _model_from_params(path: Path, params) -> LDA:
+    """The estimator with the saved parameters, validated as ``fit`` would."""
+    try:
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise TypeError("parameters are not a mapping of names")
+        model = LDA(**params)
+        model._validate()
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}/model.json: saved parameters are invalid ({exc}); "
+                             "the folder is damaged, save the model again") from exc
+    return model
+
+
 def _upgrade_history(history: np.ndarray) -> np.ndarray:
     """Histories saved before the held-out column existed get it, filled with NaN."""
     if history.dtype.names != ("iteration", "seconds", "loglik"):
@@ -195,6 +239,9 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
             isinstance(fitted.get("mh_steps"), int) and fitted["mh_steps"] >= 1):
         raise ModelFileError(f"{path}: unknown sampler settings {fitted.get('sampler')!r}, "
                              f"mh_steps {fitted.get('mh_steps')!r}")
+    if not (np.all(np.isfinite(a["alpha"])) and np.all(a["alpha"] > 0)):
+        raise ModelFileError(f"{path}: alpha is not finite and positive; the folder is "
+                             "damaged, save the model again")
     n_tokens = fitted["n_tokens"]
     if (a["indptr"][0] != 0 or a["indptr"][-1] != n_tokens or np.any(np.diff(a["indptr"]) < 0)
             or (n_tokens and (a["words"].min() < 0 or a["words"].max() >= fitted["n_items"]

@@ -191,12 +191,19 @@ def _lock(output: Path):
 
 
 def _remove_half_written(output: Path) -> None:
-    """Temporary folders a killed run left beside ``output`` (never the model itself: it is
-    only ever replaced by a rename). Safe because we hold the lock."""
+    """Clear what a killed run left beside ``output``; safe because we hold the lock.
+
+    A save renames the old model aside (``.<name>.old-<pid>``) and then the new one into
+    place: killed between the two renames, the old one is put back. Other temporary
+    folders are half-written and removed."""
     import shutil
 
-    for stale in output.parent.glob(f".{output.name}.*"):
-        if stale.is_dir():
+    for stale in sorted(output.parent.glob(f".{output.name}.*")):
+        if not stale.is_dir():
+            continue
+        if ".old-" in stale.name and not output.exists() and (stale / "model.json").is_file():
+            os.replace(stale, output)
+        else:
             shutil.rmtree(stale, ignore_errors=True)
 
 

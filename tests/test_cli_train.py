@@ -277,3 +277,15 @@ def test_evaluate_leave_last_n(runner, tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["model"] == "LDA K=3" and row["n_users"] > 250 and 0 < row["recall"] <= 1
+
+
+def test_a_save_killed_between_its_renames_is_recovered(slow_prepared, tmp_path):
+    out = tmp_path / "model"
+    assert _run_main(*_train(slow_prepared, out)[:-4], "--iterations", "5").returncode == 0
+    aside = out.with_name(".model.old-12345")
+    out.rename(aside)  # what a kill between the two renames of a save leaves
+    (tmp_path / ".model.tmpabc").mkdir()  # and a half-written temporary folder
+    proc = _run_main("train", "-o", str(out), "--resume", "--iterations", "8")
+    assert proc.returncode == 0, proc.stderr
+    assert LDA.load(out).n_iter_ == 8
+    assert not aside.exists() and not (tmp_path / ".model.tmpabc").exists()

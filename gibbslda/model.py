@@ -358,12 +358,15 @@ class LDA:
         self._alpha = _sampler.as_alpha(alpha, self.n_topics)
 
 
-# "auto" by K, measured on the 2.5M-token benchmark corpus, one thread (bench/README.md):
-# the dense O(K) loop is faster up to K = 32 (first 10 sweeps: K=4 21.6M tokens/s against
-# sparse 14.8M, K=32 7.4M against 6.4M); SparseLDA is faster from K = 50 over a whole
-# training (200 sweeps at K=50: 7.3M against 5.3M; K=200: 4.9M against 1.1M). The MH
-# sampler was not faster than sparse at equal held-out likelihood up to K = 1000 (it needs
-# about twice the sweeps), so auto never picks it: ask for it by name.
+# "auto" by K, from bench/bench_crossover.py (a 50-sweep training from the random start,
+# 2.5M tokens, one thread; bench/README.md): dense (dense V x K counts, O(K) a token) is
+# faster up to K = 32 (K=8 15.7M tokens/s against sparse 13.2M, K=32 11.2M against 9.1M),
+# sparse (packed sparse counts, O(K_d + K_w)) from K = 48 (8.1M against 6.2M; K=100 6.9M
+# against 3.5M), and sparse pulls further ahead in longer trainings as the counts get
+# sparser. The MH sampler was not faster than sparse at equal held-out likelihood up to
+# K = 1000 (it needs about twice the sweeps), so auto never picks it: ask for it by name.
+# The corpus shape barely matters here: dense counts take 4 V K bytes, which below
+# K = 40 is small next to the 8 bytes a token either sampler needs.
 AUTO_SPARSE_TOPICS = 40
 
 

@@ -159,7 +159,7 @@ class Corpus:
         """The same users indexed against another vocabulary; unknown items are dropped."""
         frame = pl.DataFrame({
             "user": np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths),
-            "item": pl.Series(self.item_ids[self.words]),
+            "item": _series(self.item_ids[self.words]),
             "weight": np.ones(self.n_tokens, dtype=np.int64),
         })
         corpus = _build(frame, item_ids, drop_empty=False, users=np.arange(self.n_users))
@@ -221,6 +221,14 @@ def _check_weights(values: pl.Series, name: str) -> pl.Series:
     return values.cast(pl.Int64)
 
 
+def _series(values) -> pl.Series:
+    """A polars Series of ids; numpy object arrays (strings read back from Parquet, say)
+    go through a list so polars infers String or Int64 instead of its Object type, which
+    cannot be joined."""
+    values = np.asarray(values)
+    return pl.Series(values.tolist() if values.dtype == object else values)
+
+
 def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Corpus:
     """Index users and items, aggregate weights, expand to tokens grouped by user."""
     n_input_tokens = int(frame.get_column("weight").sum() or 0)
@@ -230,7 +238,7 @@ def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Cor
         positive = frame.filter(pl.col("weight") > 0)
         vocab = positive.get_column("item").unique().sort()
     else:
-        vocab = pl.Series("item", np.asarray(vocabulary))
+        vocab = _series(vocabulary).alias("item")
     user_map = pl.DataFrame({"user": pl.Series(users).cast(frame.schema["user"]),
                              "d": np.arange(len(users), dtype=np.int64)})
     try:

@@ -237,6 +237,8 @@ def test_recommend_users_new_users_and_all(runner, model, tmp_path):
                for r in rows)
     seen = set(loaded.item_ids_[loaded.corpus_.words[:loaded.corpus_.indptr[1]]])
     assert not seen & {r["item_id"] for r in rows}
+    unknown = runner.invoke(app, ["recommend", str(model), "--history", "zz,yy", "--json"])
+    assert unknown.exit_code == 0 and len(json.loads(unknown.stdout)) == 20  # the prior mean
     new = json.loads(runner.invoke(app, ["recommend", str(model), "--history", "i1,i2",
                                          "-n", "3", "--json"]).stdout)
     assert [r["user_id"] for r in new] == ["new-0"] * 3

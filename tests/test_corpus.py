@@ -137,3 +137,17 @@ def test_as_corpus_rejects_frames_and_other_types():
         as_corpus(pd.DataFrame({"user_id": [1], "item_id": [2]}))
     with pytest.raises(TypeError, match="got int"):
         as_corpus(3)
+
+
+def test_object_id_arrays_join(tmp_path):
+    """Ids read back from Parquet are numpy object arrays; polars cannot join its Object
+    type, so they must go in as strings (a CLI recommend of unknown items once failed)."""
+    items = np.array(["a", "b", "c"], dtype=object)
+    corpus = Corpus(np.array([0, 2]), np.array([0, 2], dtype=np.int32),
+                    np.array(["u"], dtype=object), items)
+    moved = corpus.with_vocabulary(np.array(["c", "x", "a"], dtype=object))
+    assert moved.item_ids.tolist() == ["c", "x", "a"]
+    assert sorted(moved.words.tolist()) == [0, 2]
+    unknown = Corpus.from_lists([["zzz"]], vocabulary=items, drop_empty=False)
+    assert unknown.n_tokens == 0  # an empty object array of ids is what broke the join
+    assert unknown.with_vocabulary(items).n_users == 1

@@ -17,6 +17,9 @@ def test_wheel_contains_cli_and_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("gibbslda/__init__.py", "gibbslda/_kernels/gibbs.py", "gibbslda/_kernels/priors.py",
                      "gibbslda/_kernels/neighbours.py",
+                     "gibbslda/preprocess/__init__.py", "gibbslda/preprocess/readers.py",
+                     "gibbslda/preprocess/weigh.py", "gibbslda/preprocess/splits.py",
+                     "gibbslda/preprocess/folder.py",
                      "gibbslda/cli/main.py", "gibbslda/cli/demo.py",
                      "gibbslda/data/online_retail/interactions.parquet",
                      "gibbslda/data/online_retail/items.parquet",

@@ -410,7 +410,7 @@ def test_held_out_users_depend_on_the_seed():
     assert not a.tokens.equals(b.tokens)
 
 
-@pytest.mark.parametrize("n", [2, pp._FEW_LAST + 2])  # linear passes; one sort
+@pytest.mark.parametrize("n", [2, pp.splits._FEW_LAST + 2])  # linear passes; one sort
 def test_leave_last_n_holds_out_each_users_latest_items(n):
     log = random_log(6)
     p = prepare(log, event="event", timestamp="ts", split=LeaveLastN(n))
@@ -426,7 +426,7 @@ def test_leave_last_n_sort_and_linear_passes_agree_on_ties(monkeypatch, n):
     # hours, not seconds: many ties in time, broken by the seeded draws
     log = random_log(12).with_columns(pl.col("ts") // 3600 * 3600)
     linear = prepare(log, event="event", timestamp="ts", split=LeaveLastN(n), seed=5)
-    monkeypatch.setattr(pp, "_FEW_LAST", 0)
+    monkeypatch.setattr(pp.splits, "_FEW_LAST", 0)
     sorted_ = prepare(log, event="event", timestamp="ts", split=LeaveLastN(n), seed=5)
     assert linear.tokens.equals(sorted_.tokens)
     assert linear.summary["parts"]["test"]["pairs"] > 0
@@ -514,7 +514,7 @@ def test_write_read_round_trip(tmp_path):
     p = prepare(random_log(8), event="event", timestamp="ts", labels=None,
                 split=HeldOutUsers(0.3, 0.3), min_user_items=2)
     folder = pp.write_prepared(p, tmp_path / "prep")
-    assert sorted(f.name for f in folder.iterdir()) == sorted(pp._FILES)
+    assert sorted(f.name for f in folder.iterdir()) == sorted(pp.folder._FILES)
     back = pp.read_prepared(folder)
     assert back.tokens.equals(p.tokens) and back.users.equals(p.users)
     assert back.words.equals(p.words) and back.summary == p.summary

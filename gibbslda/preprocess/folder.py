@@ -1,0 +1,193 @@
+"""Prepared data and its folder: :class:`Prepared`, :func:`write_prepared`, :func:`read_prepared`.
+
+A prepared folder holds ``tokens.parquet``, ``users.parquet``, ``words.parquet`` and
+``prepared.json`` (format, schema version, gibbslda version, summary); it is written
+atomically and refused on read when its schema version is unknown or its files disagree.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from gibbslda.corpus import Corpus
+from gibbslda.preprocess.readers import _one_line
+
+SCHEMA_VERSION = 1
+FOLDER_FORMAT = "gibbslda-prepared"
+_FILES = ("prepared.json", "tokens.parquet", "users.parquet", "words.parquet")
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Weighted (user, word) token counts, their id maps and split parts.
+
+    Attributes
+    ----------
+    tokens : polars.DataFrame (n_pairs rows)  ``user`` and ``word`` indices (Int32),
+        ``count`` tokens (Int64, > 0), ``first_seen`` (Datetime[us], null without
+        timestamps) and ``part`` (the name of its part); sorted by user, word.
+    users : polars.DataFrame (n_users rows)  ``user`` index and original ``user_id``.
+    words : polars.DataFrame (n_words rows)  ``word`` index, original ``word_id`` (an item
+        or a category), ``label`` (null when unknown), ``n_users`` and ``n_tokens``.
+    summary : dict  what was read, dropped and kept (the JSON summary of the folder).
+    """
+
+    tokens: pl.DataFrame
+    users: pl.DataFrame
+    words: pl.DataFrame
+    summary: dict
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Names of the parts, training part first."""
+        return tuple(self.summary["parts"])
+
+    def corpus(self, part: str = "train") -> Corpus:
+        """The tokens of one part as a Corpus indexed by the full word vocabulary.
+
+        Users are those with tokens in the part, in index order (so ``"observed"`` and
+        ``"hidden"`` list the same users); ``item_ids`` are all words, so every part
+        shares the training corpus's vocabulary.
+
+        Parameters
+        ----------
+        part : str
+            One of :attr:`parts`.
+
+        Returns
+        -------
+        Corpus
+            ``indptr`` int64 (n_users_in_part + 1,), ``words`` int32 (tokens in the part,),
+            grouped by user and ordered by word index within a user.
+        """
+        if part not in self.parts:
+            raise ValueError(f"no part {part!r}: this preparation has parts {list(self.parts)}")
+        t = self.tokens.filter(pl.col("part") == part)
+        users, inverse = np.unique(t.get_column("user").to_numpy(), return_inverse=True)
+        counts = t.get_column("count").to_numpy()
+        indptr = np.zeros(users.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(inverse, weights=counts, minlength=users.shape[0]).astype(np.int64),
+                  out=indptr[1:])
+        words = np.repeat(t.get_column("word").to_numpy().astype(np.int32), counts)
+        return Corpus(indptr, np.ascontiguousarray(words),
+                      self.users.get_column("user_id").to_numpy()[users],
+                      self.words.get_column("word_id").to_numpy())
+
+    def corpora(self) -> dict[str, Corpus]:
+        """Every part as a Corpus, keyed by part name (see :meth:`corpus`)."""
+        return {part: self.corpus(part) for part in self.parts}
+
+
+def write_prepared(prepared: Prepared, folder) -> Path:
+    """Write ``prepared`` to the folder ``folder`` atomically and return its path.
+
+    Files: ``tokens.parquet``, ``users.parquet``, ``words.parquet`` (see
+    :class:`Prepared`) and ``prepared.json`` (format, schema version, gibbslda version,
+    summary). Everything is written to a temporary folder beside ``folder`` that is then
+    renamed into place, so a reader never sees half a folder. An existing prepared folder
+    (or an empty one) is replaced; any other existing path is refused.
+
+    Parameters
+    ----------
+    prepared : Prepared
+    folder : str | os.PathLike
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if not isinstance(prepared, Prepared):
+        raise TypeError(f"expected a Prepared (from prepare), got {type(prepared).__name__}")
+    folder = Path(folder)
+    if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir())
+                                                     or (folder / _FILES[0]).is_file())):
+        raise ValueError(f"{folder} exists and is not a prepared folder: choose a new path "
+                         "or remove it first")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        for name in ("tokens", "users", "words"):
+            getattr(prepared, name).write_parquet(tmp / f"{name}.parquet", compression="zstd",
+                                                  compression_level=1)
+        meta = {"format": FOLDER_FORMAT, "schema_version": SCHEMA_VERSION,
+                "gibbslda_version": _version(), "summary": prepared.summary}
+        (tmp / _FILES[0]).write_text(json.dumps(meta, indent=1) + "\n")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_prepared(folder) -> Prepared:
+    """Read a folder written by :func:`write_prepared`.
+
+    Parameters
+    ----------
+    folder : str | os.PathLike
+
+    Returns
+    -------
+    Prepared
+        Use ``.corpus("train")`` (and the other :attr:`Prepared.parts`) for corpora.
+
+    Raises
+    ------
+    ValueError
+        The folder is missing, is not a prepared folder, comes from an unknown schema
+        version, or its files are damaged or disagree with each other.
+    """
+    folder = Path(folder)
+    meta_file = folder / _FILES[0]
+    if not meta_file.is_file():
+        raise ValueError(f"{folder} is not a prepared folder (no {_FILES[0]}): write one "
+                         "with write_prepared")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{meta_file} is not valid JSON ({exc}); prepare the data again") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FOLDER_FORMAT:
+        raise ValueError(f"{meta_file} is not a gibbslda prepared-data file")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{folder} has schema version {meta.get('schema_version')!r}; this "
+                         f"gibbslda reads version {SCHEMA_VERSION}: prepare the data again")
+    frames = {}
+    for name in ("tokens", "users", "words"):
+        try:
+            frames[name] = pl.read_parquet(folder / f"{name}.parquet")
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise ValueError(f"{folder / (name + '.parquet')} cannot be read "
+                             f"({_one_line(exc)}); prepare the data again") from exc
+    tokens, users, words = frames["tokens"], frames["users"], frames["words"]
+    summary = meta.get("summary") or {}
+    parts = set(tokens.get_column("part").unique()) if "part" in tokens.columns else None
+    if (not {"user", "word", "count", "first_seen", "part"} <= set(tokens.columns)
+            or "user_id" not in users.columns or "word_id" not in words.columns
+            or not isinstance(summary.get("parts"), dict) or not parts <= set(summary["parts"])
+            or (tokens.height and (tokens["user"].max() >= users.height
+                                   or tokens["word"].max() >= words.height))):
+        raise ValueError(f"{folder}: tokens, id maps and summary disagree; the folder is "
+                         "damaged: prepare the data again")
+    return Prepared(tokens, users, words, summary)
+
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("gibbslda")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -38,6 +38,14 @@ def train(
         min=1, help="Write the model folder every this many sweeps (and at the end).")] = 20,
     resume: Annotated[bool, typer.Option(
         help="Continue the model in --output bit-exactly where it stopped.")] = False,
+    dask: Annotated[Optional[str], typer.Option(
+        help="Train on a Dask cluster: a scheduler address (tcp://host:8786) or local:N "
+             "(starts N local worker processes). Needs the 'distributed' extra.")] = None,
+    partitions: Annotated[Optional[int], typer.Option(
+        min=1, help="With --dask: user blocks, one stream each (default: the workers). "
+                    "The result depends on the seed and this, not on the workers.")] = None,
+    sweeps_per_round: Annotated[int, typer.Option(
+        min=1, help="With --dask: local sweeps between merges (staleness).")] = 1,
     user: Annotated[str, typer.Option(help="Event file: user id column.")] = "user_id",
     item: Annotated[str, typer.Option(help="Event file: item id column.")] = "item_id",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
@@ -55,6 +63,13 @@ def train(
 
     err = Console(stderr=True, highlight=False)
     show = err.is_terminal and not quiet
+    if dask is not None:
+        with _lock(output):
+            _train_on_dask(source, output, dask, partitions, sweeps_per_round, resume, err,
+                           show, dict(topics=topics, alpha=_prior(alpha), beta=_prior(beta),
+                                      iterations=iterations, sampler=sampler, seed=seed,
+                                      user=user, item=item))
+        return
     with _lock(output), _graceful_interrupt() as stopped:
         data = _read_source(source, user, item) if source is not None else None
         if resume:
@@ -99,6 +114,73 @@ def train(
     loglik = model.loglik_["loglik"][-1]
     typer.echo(f"{output}: {model.n_topics} interests, {model.n_iter_} sweeps in "
                f"{model.seconds_:.1f} s, log-likelihood per token {loglik:.4f}")
+
+
+def _train_on_dask(source, output: Path, address: str, partitions, sweeps_per_round: int,
+                   resume: bool, err, show: bool, settings: dict) -> None:
+    """AD-LDA on a Dask cluster (:mod:`gibbslda.distributed`); the round checkpoint is
+    ``<output>.rounds.npz``; the model folder is written at the end."""
+    from types import SimpleNamespace
+
+    from gibbslda.cli.progress import TrainingDisplay, compile_kernels
+    from gibbslda.distributed import DistributedLDA
+
+    if source is None:
+        raise ValueError("with --dask, give the prepared folder or event file again (the "
+                         "round checkpoint holds the chain, not the data)")
+    data = _read_source(source, settings["user"], settings["item"])
+    compile_kernels(err, show)
+    client, cluster = _dask_client(address)
+    try:
+        workers = len(client.scheduler_info()["workers"])
+        estimator = DistributedLDA(
+            settings["topics"], alpha=settings["alpha"], beta=settings["beta"],
+            n_iter=200 if settings["iterations"] is None else settings["iterations"],
+            random_state=settings["seed"], sampler=settings["sampler"],
+            n_partitions=partitions or max(workers, 1), sweeps_per_round=sweeps_per_round,
+            checkpoint=output.with_name(output.name + ".rounds.npz"))
+        tokens = data["corpus"].n_tokens
+        last = {"seconds": 0.0, "sweeps": 0}
+
+        def as_sweep(info):  # a round, in the words of the training display
+            seconds = max(info.seconds - last["seconds"], 1e-12)
+            rate = tokens * (info.sweeps - last["sweeps"]) / seconds
+            last.update(seconds=info.seconds, sweeps=info.sweeps)
+            return SimpleNamespace(iteration=info.sweeps, n_iter=info.n_iter,
+                                   tokens_per_second=rate, loglik=info.loglik, heldout=None)
+
+        with TrainingDisplay(err, show=show) as display:
+            estimator.fit(data["corpus"], client, resume=resume,
+                          callback=lambda info: display(as_sweep(info)))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    extra = {LABELS: data["labels"]} if data["labels"] is not None else {}
+    model = estimator.model_
+    _save(model, output, extra)
+    typer.echo(f"{output}: {model.n_topics} interests, {model.n_iter_} sweeps on "
+               f"{workers} Dask workers, log-likelihood per token "
+               f"{model.loglik_['loglik'][-1]:.4f}")
+
+
+def _dask_client(address: str):
+    """A client for ``local:N`` (a new LocalCluster of N processes) or an address."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("--dask needs dask and distributed: pip install "
+                         "'gibbslda[distributed]'") from None
+    if address.startswith("local:"):
+        try:
+            n_workers = int(address.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(f"--dask local:N takes a number of workers, got {address!r}") \
+                from None
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster), cluster
+    return Client(address, timeout=30), None
 
 
 def _save(model, output: Path, extra: dict) -> None:

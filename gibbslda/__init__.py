@@ -17,6 +17,7 @@ _PUBLIC = {
     "Corpus": "gibbslda.corpus",
     "NotFittedError": "gibbslda.errors",
     "ModelFileError": "gibbslda.errors",
+    "DistributedLDA": "gibbslda.distributed",
 }
 
 __all__ = [*_PUBLIC, "__version__"]

@@ -291,3 +291,17 @@ def test_a_save_killed_between_its_renames_is_recovered(slow_prepared, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert LDA.load(out).n_iter_ == 8
     assert not aside.exists() and not (tmp_path / ".model.tmpabc").exists()
+
+
+@pytest.mark.slow
+def test_train_on_a_local_dask_cluster(prepared, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "dask-model"
+    proc = _run_main("train", str(prepared), "-o", str(out), "-k", str(N_TOPICS),
+                     "--iterations", "6", "--dask", "local:2", "--seed", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "on 2 Dask workers" in proc.stdout
+    model = LDA.load(out)
+    assert model.n_iter_ == 6 and model.n_shards == 2  # two partitions, one per worker
+    assert (out.parent / "dask-model.rounds.npz").exists()
+    assert (out / "labels.parquet").exists()

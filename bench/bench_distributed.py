@@ -28,7 +28,7 @@ import time
 import numpy as np
 import pytest
 
-from bench.conftest import corpus
+from bench.conftest import corpus, proc_status
 from gibbslda import LDA
 from gibbslda.corpus import Corpus
 
@@ -43,14 +43,6 @@ CASES = {
     "scale-k1000-s1": ("scale", 1000, 3, 1),
 }
 _SINGLE: dict = {}
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _reset_peak() -> None:
@@ -103,7 +95,7 @@ def test_distributed(benchmark, client, case):
                          eval_every=10**6).fit(data)
             _SINGLE[key] = (time.perf_counter() - started, single.loglik_["loglik"][-1])
     client.run(_reset_peak)
-    baseline = client.run(_status, "VmRSS")
+    baseline = client.run(proc_status, "VmRSS")
     est = DistributedLDA(n_topics, n_iter=n_iter, random_state=0, sampler="sparse",
                          n_partitions=2, sweeps_per_round=per_round, eval_every=10**6)
     started = []
@@ -114,7 +106,7 @@ def test_distributed(benchmark, client, case):
         started.append(time.perf_counter())
 
     benchmark.pedantic(fit, rounds=1, iterations=1)
-    peaks = client.run(_status, "VmHWM")
+    peaks = client.run(proc_status, "VmHWM")
     rounds = est.rounds_
     total = started[1] - started[0]
     info = benchmark.extra_info

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.conftest import proc_status
+
 N_USERS, N_ITEMS, MEAN_LENGTH, PLANTED = 300_000, 200_000, 70, 100
 N_TOPICS, N_SWEEPS = 1000, 5
 SEED = 20261128
@@ -88,14 +90,6 @@ def log_folder(tmp_path_factory):
     return folder
 
 
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def child(folder: str, n_topics: int, n_sweeps: int, n_shards: int) -> None:
     """Train in this (fresh) process and print the figures as one JSON line."""
     import time
@@ -104,7 +98,7 @@ def child(folder: str, n_topics: int, n_sweeps: int, n_shards: int) -> None:
     from gibbslda.corpus import Corpus
 
     sampler.warm_up()
-    baseline = _status("VmRSS")
+    baseline = proc_status("VmRSS")
     indptr = np.load(Path(folder) / "indptr.npy")
     words = np.load(Path(folder) / "words.npy")
     freq = np.bincount(words, minlength=N_ITEMS)
@@ -125,9 +119,9 @@ def child(folder: str, n_topics: int, n_sweeps: int, n_shards: int) -> None:
         "n_tokens": n, "n_users": corpus.n_users, "n_items": corpus.n_items,
         "top_item_tokens": int(freq.max()), "packed_dtype": str(wc[1].dtype),
         "packed_entries_capacity": int(wc[0][-1]), "baseline_rss_gib": baseline / 2**30,
-        "peak_rss_gib": _status("VmHWM") / 2**30, "state_bytes": arrays,
+        "peak_rss_gib": proc_status("VmHWM") / 2**30, "state_bytes": arrays,
         "state_bytes_per_token": sum(arrays.values()) / n,
-        "peak_above_baseline_bytes_per_token": (_status("VmHWM") - baseline) / n,
+        "peak_above_baseline_bytes_per_token": (proc_status("VmHWM") - baseline) / n,
         "fit_seconds": seconds, "sweep_tokens_per_s": sweeps,
         "loglik": model.loglik_["loglik"].tolist()}))
 

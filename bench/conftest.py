@@ -15,6 +15,15 @@ SIZES = {
 }
 
 
+def proc_status(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM...), in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 @functools.lru_cache(maxsize=None)
 def corpus(size: str):
     users, items, topics, length = SIZES[size]

@@ -27,6 +27,9 @@ def write_table(frame, path: Path) -> Path:
             frame.write_csv(tmp)
         else:
             Path(tmp).write_text(json.dumps(frame.to_dicts(), default=str))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

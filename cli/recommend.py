@@ -40,28 +40,23 @@ def recommend(
         ids = [f"new-{i}" for i in range(len(histories))]
         frame = rec.recommend_new(model, histories, n=n, user_ids=ids,
                                   exclude_seen=not include_seen)
-        theta = model.transform(histories)
+        theta = model.transform(histories) if explain else None
     else:
         if not user and output is None:
             raise ValueError("recommendations for every user go to a file: pass -o "
                              "recs.parquet, or --user ID for some users")
         frame = rec.recommend(model, user or None, n=n, exclude_seen=not include_seen)
     if explain:
-        item_labels = pl.DataFrame({"item_id": model.item_ids_, "title": labels})
+        item_labels = pl.DataFrame({"item_id": model.item_ids_.tolist(),
+                                    "title": labels.tolist()})
         names = topic_labels(model, item_labels)
         frame = rec.explain(model, frame, names, theta=theta, user_ids=ids)
-    frame = frame.with_columns(title=pl.Series(labels[_item_rows(model, frame)]))
+    titles = pl.DataFrame({"item_id": model.item_ids_.tolist(), "title": labels.tolist()})
+    frame = frame.join(titles.with_columns(pl.col("item_id").cast(frame["item_id"].dtype)),
+                       on="item_id", how="left", maintain_order="left")
     if output is not None:
         write_table(frame, output)
         typer.echo(f"wrote {output} ({frame.height:,} recommendations)")
     else:
         shown = frame.drop("topic", "label", "user_share", "score_share", strict=False)
         show_table(shown, as_json=as_json, title=None if as_json else "Recommendations")
-
-
-def _item_rows(model, frame):
-    import numpy as np
-
-    index = {item: i for i, item in enumerate(model.item_ids_.tolist())}
-    return np.array([index[item] for item in frame.get_column("item_id").to_list()],
-                    dtype=np.int64)

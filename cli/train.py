@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from gibbslda.cli.common import LABELS
+
 EXAMPLE = "Example: `gibbslda train prepared -o model -k 50 --iterations 300 --threads 2`"
-LABELS = "labels.parquet"
 
 
 def train(
@@ -68,7 +69,8 @@ def train(
             _train_on_dask(source, output, dask, partitions, sweeps_per_round, resume, err,
                            show, dict(topics=topics, alpha=_prior(alpha), beta=_prior(beta),
                                       iterations=iterations, sampler=sampler, seed=seed,
-                                      user=user, item=item))
+                                      user=user, item=item,
+                                      checkpoint_every=checkpoint_every))
         return
     with _lock(output), _graceful_interrupt() as stopped:
         data = _read_source(source, user, item) if source is not None else None
@@ -128,6 +130,9 @@ def _train_on_dask(source, output: Path, address: str, partitions, sweeps_per_ro
     if source is None:
         raise ValueError("with --dask, give the prepared folder or event file again (the "
                          "round checkpoint holds the chain, not the data)")
+    if resume and settings["iterations"] is None:
+        raise ValueError("with --dask --resume, give the total sweeps again (-n): the round "
+                         "checkpoint does not record it")
     data = _read_source(source, settings["user"], settings["item"])
     compile_kernels(err, show)
     client, cluster = _dask_client(address)
@@ -138,7 +143,8 @@ def _train_on_dask(source, output: Path, address: str, partitions, sweeps_per_ro
             n_iter=200 if settings["iterations"] is None else settings["iterations"],
             random_state=settings["seed"], sampler=settings["sampler"],
             n_partitions=partitions or max(workers, 1), sweeps_per_round=sweeps_per_round,
-            checkpoint=output.with_name(output.name + ".rounds.npz"))
+            checkpoint=output.with_name(output.name + ".rounds.npz"),
+            checkpoint_every=max(1, -(-settings["checkpoint_every"] // sweeps_per_round)))
         tokens = data["corpus"].n_tokens
         last = {"seconds": 0.0, "sweeps": 0}
 
@@ -280,12 +286,12 @@ def _remove_half_written(output: Path) -> None:
     folders are half-written and removed."""
     import shutil
 
-    for stale in sorted(output.parent.glob(f".{output.name}.*")):
-        if not stale.is_dir():
-            continue
-        if ".old-" in stale.name and not output.exists() and (stale / "model.json").is_file():
+    for stale in sorted(output.parent.glob(f".{output.name}.old-*")):
+        if stale.is_dir() and not output.exists() and (stale / "model.json").is_file():
             os.replace(stale, output)
-        else:
+    for stale in output.parent.glob(f".{output.name}.*"):
+        name = stale.name[len(output.name) + 2:]
+        if stale.is_dir() and name.startswith(("tmp-", "old-")):
             shutil.rmtree(stale, ignore_errors=True)
 
 

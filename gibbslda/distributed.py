@@ -627,6 +627,11 @@ def _write_rows(state, touched, keys, values) -> None:
     if np.any(lengths > np.diff(wc_ptr)):
         raise RuntimeError("an item has more topics than tokens: the counts are corrupt")
     wc_len[touched] = lengths[touched]
+    # clear the touched rows first: every slot past a row's length must read count 0
+    span = np.diff(wc_ptr)[touched]
+    slots = np.repeat(wc_ptr[:-1][touched], span) + (
+        np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
+    wc_val[slots] = 0
     within = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     wc_val[wc_ptr[rows] + within] = packed
 

@@ -64,7 +64,7 @@ def save(model, path, *, extra=None) -> Path:
             "n_dropped_users": int(model.corpus_.n_dropped_users),
         },
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     _chmod_default(tmp)
     try:
         np.savez(tmp / "arrays.npz", indptr=state.indptr, words=state.words, z=state.z,
@@ -75,7 +75,7 @@ def save(model, path, *, extra=None) -> Path:
             if "/" in name or name in ("users.parquet", "items.parquet"):
                 raise ValueError(f"extra file name {name!r} is taken or not a plain name")
             frame.write_parquet(tmp / name)
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=_plain))
         _replace_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,11 +251,18 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
         raise ModelFileError(f"{path}: id maps do not match the model's users and items")
 
 
-def _chmod_default(folder: Path) -> None:
-    """mkdtemp makes folders private (0700); give the model folder the usual mode."""
+def _read_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
+    return umask
+
+
+_UMASK = _read_umask()  # once, at import: changing it later races with other threads
+
+
+def _chmod_default(folder: Path) -> None:
+    """mkdtemp makes folders private (0700); give the model folder the usual mode."""
+    os.chmod(folder, 0o777 & ~_UMASK)
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:
@@ -267,6 +274,13 @@ def _replace_dir(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _plain(value):
+    """numpy scalars (for example LDA(np.int64(20))) as Python numbers in model.json."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} into model.json")
 
 
 def _jsonable(value):

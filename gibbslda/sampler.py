@@ -312,6 +312,10 @@ def check_state(state: GibbsState) -> None:
         if np.any(values[1:][same_row] >= values[:-1][same_row]) or np.any(
                 wc_len > np.diff(wc_ptr)):
             raise RuntimeError("a packed item row is out of order or over its capacity")
+        used = np.zeros(wc_val.shape[0], dtype=bool)
+        used[wc_ptr[:-1][rows] + within] = True
+        if np.any(wc_val[~used] >> topic_bits(k)):
+            raise RuntimeError("a packed item row holds a count past its length")
     if state.sampler == "mh":
         _, word_z, tok_pos = state.layout["wi"]
         if not np.array_equal(word_z[tok_pos], state.z):

@@ -286,11 +286,13 @@ def test_a_save_killed_between_its_renames_is_recovered(slow_prepared, tmp_path)
     assert _run_main(*_train(slow_prepared, out)[:-4], "--iterations", "5").returncode == 0
     aside = out.with_name(".model.old-12345")
     out.rename(aside)  # what a kill between the two renames of a save leaves
-    (tmp_path / ".model.tmpabc").mkdir()  # and a half-written temporary folder
+    (tmp_path / ".model.tmp-abc").mkdir()  # and a half-written temporary folder
+    (tmp_path / ".model.big.tmp-xyz").mkdir()  # another model's (model.big) save: kept
     proc = _run_main("train", "-o", str(out), "--resume", "--iterations", "8")
     assert proc.returncode == 0, proc.stderr
     assert LDA.load(out).n_iter_ == 8
-    assert not aside.exists() and not (tmp_path / ".model.tmpabc").exists()
+    assert not aside.exists() and not (tmp_path / ".model.tmp-abc").exists()
+    assert (tmp_path / ".model.big.tmp-xyz").exists()
 
 
 @pytest.mark.slow

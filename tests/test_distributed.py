@@ -268,6 +268,12 @@ def test_count_updates_match_a_rebuild(planted, name, one_key, monkeypatch):
             a, b = part.layout["wc"][0][w], full[0][w]
             np.testing.assert_array_equal(part.layout["wc"][1][a:a + full[2][w]],
                                           full[1][b:b + full[2][w]])
+        # every slot past a row's length reads count 0 (what log_joint and the prior
+        # histograms assume); a shrunk row once kept its old tail
+        wc_ptr, wc_val, wc_len = part.layout["wc"]
+        for w in range(corpus.n_items):
+            tail = wc_val[wc_ptr[w] + wc_len[w]:wc_ptr[w + 1]]
+            assert not np.any(tail >> sampler.topic_bits(7)), w
     with pytest.raises(RuntimeError, match="below zero"):
         apply_item_delta(part, delta[:1], np.array([-10**6], dtype=np.int32))
 

@@ -126,3 +126,12 @@ def test_pickled_object_arrays_are_never_unpickled(fitted, tmp_path):
     with pytest.raises(ModelFileError, match="never unpickles"):
         LDA.load(tmp_path / "m")
     assert not target.exists()
+
+
+def test_numpy_scalar_parameters_save(planted, tmp_path):
+    model = LDA(np.int64(3), beta=np.float32(0.05), n_iter=np.int64(3), n_jobs=np.int64(1),
+                random_state=np.int64(2)).fit(planted.corpus)
+    model.save(tmp_path / "m")
+    loaded = LDA.load(tmp_path / "m")
+    assert loaded.n_topics == 3 and loaded.n_iter == 3
+    np.testing.assert_array_equal(loaded.z_, model.z_)

@@ -25,16 +25,16 @@ def learn_alpha(state: GibbsState, *, n_iter: int = 100, tol: float = 1e-6) -> i
     """Set ``state.alpha`` (asymmetric) to the fixed point for the current z; returns the
     iterations it took."""
     lengths = np.diff(state.indptr)
-    max_len = int(lengths.max()) if lengths.size else 0
-    hist, length_hist = _kernels.doc_histograms(state.indptr, state.z,
-                                                np.int64(state.n_topics), np.int64(max_len))
-    topics, sizes = np.nonzero(hist)
-    len_sizes = np.flatnonzero(length_hist[1:]) + 1
+    base = np.int64(int(lengths.max()) + 1 if lengths.size else 1)
+    keys = _kernels.doc_topic_counts(state.indptr, state.z, np.int64(state.n_topics), base)
+    cells, weights = np.unique(keys, return_counts=True)  # histogram of (k, n_dk), sparse
+    topics, sizes = cells // base, cells % base
+    len_sizes, len_weights = np.unique(lengths[lengths > 0], return_counts=True)
     alpha = state.alpha.copy()
     used = _kernels.fixed_point_alpha(
-        alpha, topics.astype(np.int64), sizes.astype(np.float64),
-        hist[topics, sizes].astype(np.float64), len_sizes.astype(np.float64),
-        length_hist[len_sizes].astype(np.float64), np.int64(n_iter), float(tol))
+        alpha, topics.astype(np.int64), sizes.astype(np.float64), weights.astype(np.float64),
+        len_sizes.astype(np.float64), len_weights.astype(np.float64), np.int64(n_iter),
+        float(tol))
     state.alpha = alpha
     return int(used)
 

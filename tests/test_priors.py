@@ -115,3 +115,14 @@ def test_learned_priors_resume_bit_exactly(planted, tmp_path):
     np.testing.assert_array_equal(resumed.alpha_, whole.alpha_)
     assert resumed.beta_ == whole.beta_ != 0.01
     assert len(set(whole.alpha_.tolist())) == 6  # asymmetric
+
+
+def test_learning_alpha_with_one_enormous_user():
+    """A bot-like user with 10^6 tokens: the histogram is sparse (at most one cell per
+    user and topic), not K x (longest user) (which would be 1.2 GB here)."""
+    words = np.zeros(1_000_010, dtype=np.int32)
+    words[::7] = 1
+    indptr = np.array([0, 1_000_000, 1_000_005, 1_000_010])
+    state = sampler.init_state(indptr, words, 300, 2, seed=0, sampler="sparse")
+    assert priors.learn_alpha(state) >= 1
+    assert np.all(np.isfinite(state.alpha)) and np.all(state.alpha > 0)

@@ -13,9 +13,9 @@ code after an edit or an upgrade. The sampler's names are re-exported here, so
 from gibbslda._kernels.gibbs import (DENSE, MH, SPARSE, fold_in, init_topics, left_to_right,
                                      log_joint, next_uint64, sweep_serial, sweep_sharded,
                                      uniform)
-from gibbslda._kernels.priors import (count_histogram, doc_histograms, fixed_point_alpha,
+from gibbslda._kernels.priors import (count_histogram, doc_topic_counts, fixed_point_alpha,
                                       fixed_point_beta)
 
 __all__ = ["DENSE", "MH", "SPARSE", "fold_in", "init_topics", "left_to_right", "log_joint",
            "next_uint64", "sweep_serial", "sweep_sharded", "uniform", "count_histogram",
-           "doc_histograms", "fixed_point_alpha", "fixed_point_beta"]
+           "doc_topic_counts", "fixed_point_alpha", "fixed_point_beta"]

@@ -23,22 +23,23 @@ def _digamma(x):
 
 
 @njit(cache=True, nogil=True)
-def doc_histograms(indptr, z, n_topics, max_len):
-    """``hist[k, n]``: users with n tokens on topic k (n >= 1); ``lengths[n]``: users with n
-    tokens. One pass over z, each user's counts rebuilt in a scratch row."""
-    hist = np.zeros((n_topics, max_len + 1), dtype=np.int32)
-    lengths = np.zeros(max_len + 1, dtype=np.int64)
+def doc_topic_counts(indptr, z, n_topics, base):
+    """``k * base + n_dk`` for every user d and topic k it holds (n_dk >= 1), one entry
+    each: at most one per token, so memory stays O(N) however long a user is (``base``
+    must exceed every user's length). One pass over z, counts rebuilt in a scratch row."""
+    keys = np.empty(z.shape[0], dtype=np.int64)
+    n_keys = 0
     n_dk = np.zeros(n_topics, dtype=np.int64)
     for d in range(indptr.shape[0] - 1):
-        lengths[indptr[d + 1] - indptr[d]] += 1
         for i in range(indptr[d], indptr[d + 1]):
             n_dk[z[i]] += 1
         for i in range(indptr[d], indptr[d + 1]):
             k = z[i]
             if n_dk[k] > 0:
-                hist[k, n_dk[k]] += 1
+                keys[n_keys] = k * base + n_dk[k]
+                n_keys += 1
                 n_dk[k] = 0
-    return hist, lengths
+    return keys[:n_keys]
 
 
 @njit(cache=True, nogil=True)

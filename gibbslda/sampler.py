@@ -387,15 +387,20 @@ def fold_in(indptr, words, topic_word, alpha, *, n_iter: int = 50, burn_in: int 
     phi_wk = np.ascontiguousarray(topic_word.T)
     if rng is None:
         rng = _rng.seed_streams(_rng.resolve_entropy(seed), 1, 1)
-    if rng.dtype != np.uint64 or not rng.flags.c_contiguous or rng.size < 4:
-        raise ValueError("rng must be a C-contiguous uint64 array of stream states "
-                         "(4 words each), advanced in place")
+    _check_stream(rng)
     stream = rng.reshape(-1, 4)[0]
     return _kernels.fold_in(
         np.ascontiguousarray(indptr, dtype=np.int64),
         np.ascontiguousarray(words, dtype=np.int32),
         phi_wk, as_alpha(alpha, phi_wk.shape[1]), np.int64(n_iter), np.int64(burn_in), stream,
     )
+
+
+def _check_stream(rng) -> None:
+    if (not isinstance(rng, np.ndarray) or rng.dtype != np.uint64
+            or not rng.flags.c_contiguous or rng.size < 4):
+        raise ValueError("rng must be a C-contiguous uint64 array of stream states "
+                         "(4 words each), advanced in place")
 
 
 def left_to_right(indptr, words, topic_word, alpha, *, n_particles: int = 20, seed=None,
@@ -409,6 +414,7 @@ def left_to_right(indptr, words, topic_word, alpha, *, n_particles: int = 20, se
     phi_wk = np.ascontiguousarray(np.asarray(topic_word, dtype=np.float64).T)
     if rng is None:
         rng = _rng.seed_streams(_rng.resolve_entropy(seed), 2, 1)
+    _check_stream(rng)
     return _kernels.left_to_right(np.ascontiguousarray(indptr, dtype=np.int64),
                                   np.ascontiguousarray(words, dtype=np.int32), phi_wk,
                                   as_alpha(alpha, phi_wk.shape[1]), np.int64(n_particles),

@@ -111,3 +111,8 @@ def test_select_k_fixes_the_split_and_tabulates(planted):
     assert heldout[5] > heldout[2]
     assert table["perplexity"].to_list() == pytest.approx(
         np.exp(-table["heldout_loglik"].to_numpy()).tolist())
+
+
+def test_left_to_right_refuses_a_bad_stream():
+    with pytest.raises(ValueError, match="C-contiguous uint64"):
+        sampler.left_to_right([0, 1], [0], np.ones((1, 1)), 0.1, rng=np.zeros(4))

@@ -108,14 +108,22 @@ def coherence(topic_word, reference, *, n: int = 10, measure: str = "npmi") -> n
     """
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
+    return coherence_scores(topic_word, reference, n=n, measures=(measure,))[measure]
+
+
+def coherence_scores(topic_word, reference, *, n: int = 10, measures=MEASURES) -> dict:
+    """Several measures of :func:`coherence` from one co-occurrence count:
+    ``{measure: float64 (K,)}``."""
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise ValueError(f"measure must be one of {MEASURES}, got {unknown[0]!r}")
     phi = _check_topic_word(topic_word)
     n = _check_n(n, phi.shape[1], minimum=2)
     indptr, indices = _reference_arrays(reference, phi.shape[1])
     top = top_items(phi, n)
     df, co = _co_document_counts(indptr, indices, top)
-    if measure == "umass":
-        return _umass(df, co)
-    return _npmi(df, co, indptr.shape[0] - 1)
+    score = {"umass": lambda: _umass(df, co), "npmi": lambda: _npmi(df, co, indptr.shape[0] - 1)}
+    return {m: score[m]() for m in measures}
 
 
 def diversity(topic_word, n: int = 25) -> float:

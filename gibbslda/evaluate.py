@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gibbslda.coherence import coherence, diversity, top_items
+from gibbslda.coherence import coherence, coherence_scores, diversity, top_items
 from gibbslda.corpus import Corpus, as_corpus
 from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics
 
 __all__ = ["UserSplit", "split_users", "completion_log_likelihood",
            "left_to_right_log_likelihood", "perplexity", "coherence", "diversity",
-           "top_items", "select_k", "ranking_metrics", "evaluate_rankings",
+           "coherence_scores", "top_items", "select_k", "ranking_metrics", "evaluate_rankings",
            "item_popularity"]
 
 
@@ -88,7 +88,8 @@ def completion_log_likelihood(model, observed, hidden) -> float:
     item seen only by held-out users scores its smoothed probability). Perplexity is
     exp(-value).
     """
-    theta = model.transform(observed)
+    phi = model.topic_word_  # K x V: built once, for the fold-in and the scoring
+    theta = model._fold_in(observed, phi)
     hidden = as_corpus(hidden, vocabulary=model.item_ids_, drop_empty=False)
     if hidden.n_users != theta.shape[0]:
         raise ValueError(f"observed has {theta.shape[0]} users but hidden has "
@@ -96,7 +97,6 @@ def completion_log_likelihood(model, observed, hidden) -> float:
     if hidden.n_tokens == 0:
         raise ValueError("no hidden token has an item the model knows")
     users = np.repeat(np.arange(hidden.n_users), hidden.lengths)
-    phi = model.topic_word_
     total = 0.0
     for start in range(0, hidden.n_tokens, 65536):
         stop = min(start + 65536, hidden.n_tokens)
@@ -163,10 +163,11 @@ def select_k(corpus, ks, *, alpha=0.1, beta=0.01, n_iter: int = 200, seed: int =
         seconds = time.perf_counter() - started
         heldout = completion_log_likelihood(model, split.observed, split.hidden)
         phi = model.topic_word_
+        scores = coherence_scores(phi, reference, n=top_n)
         rows.append({
             "k": int(k), "heldout_loglik": heldout, "perplexity": perplexity(heldout),
-            "npmi": float(np.mean(coherence(phi, reference, n=top_n, measure="npmi"))),
-            "umass": float(np.nanmean(coherence(phi, reference, n=top_n, measure="umass"))),
+            "npmi": float(np.mean(scores["npmi"])),
+            "umass": float(np.nanmean(scores["umass"])),
             "diversity": diversity(phi, n=top_n),
             "train_loglik": float(model.loglik_["loglik"][-1]), "seconds": seconds})
         if callback is not None:

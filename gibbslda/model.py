@@ -10,7 +10,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from gibbslda import _rng, sampler as _sampler
-from gibbslda.corpus import Corpus, as_corpus
+from gibbslda.corpus import as_corpus
 from gibbslda.errors import NotFittedError
 
 HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
@@ -224,6 +224,11 @@ class LDA:
         a user with no known item gets the prior mean. Deterministic for a fitted model:
         the fold-in stream is seeded from the model's seed, not from the training chain.
         """
+        return self._fold_in(X, self.topic_word_)
+
+    def _fold_in(self, X, topic_word) -> np.ndarray:
+        """:meth:`transform` against an already built ``topic_word_`` (callers that need
+        phi themselves build it once)."""
         self._check_fitted()
         _check_int("transform_iter", self.transform_iter, minimum=1)
         _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
@@ -232,7 +237,7 @@ class LDA:
                              f"({self.transform_iter}), got {self.transform_burn_in}")
         corpus = as_corpus(X, vocabulary=self.item_ids_, drop_empty=False)
         rng = _rng.seed_streams(self.seed_entropy_, 1, 1)
-        return _sampler.fold_in(corpus.indptr, corpus.words, self.topic_word_,
+        return _sampler.fold_in(corpus.indptr, corpus.words, topic_word,
                                 self.state_.alpha, n_iter=self.transform_iter,
                                 burn_in=self.transform_burn_in, rng=rng)
 

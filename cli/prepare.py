@@ -44,7 +44,8 @@ def prepare(
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     pseudonymize: Annotated[bool, typer.Option(
         help="Replace user ids by keyed hashes (HMAC-SHA256, key in the environment "
-             "variable GIBBSLDA_PSEUDONYM_KEY, never stored).")] = False,
+             "variable GIBBSLDA_PSEUDONYM_KEY, never stored); users are then ordered by "
+             "pseudonym.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON on stdout.")] = False,
 ) -> None:
     """Read an event log with polars, weigh behaviours, filter and split it, and write a
@@ -52,16 +53,17 @@ def prepare(
     import json
 
     from gibbslda import preprocess
+    from gibbslda.privacy import key_from_env
 
+    key = key_from_env() if pseudonymize else None
     prepared = preprocess.prepare(
         source, format=format, user=user, item=item, event=event, timestamp=timestamp,
         quantity=quantity, category=_table_or_column(category),
         labels=_table_or_column(labels), weights=_weights(weight), cap=cap or None,
         dedupe=dedupe, word=word, min_user_items=min_user_items,
         min_item_users=min_item_users,
-        split=_split(split, test_fraction, hidden_fraction, last, cutoff), seed=seed)
-    if pseudonymize:
-        prepared = _pseudonymized(prepared)
+        split=_split(split, test_fraction, hidden_fraction, last, cutoff), seed=seed,
+        pseudonym_key=key)
     preprocess.write_prepared(prepared, output)
     if as_json:
         typer.echo(json.dumps(prepared.summary, default=str))
@@ -70,20 +72,6 @@ def prepare(
     typer.echo(f"{output}: {corpus.n_users:,} users, {prepared.words.height:,} "
                f"{word}s, {corpus.n_tokens:,} training tokens; parts "
                f"{', '.join(prepared.parts)}")
-
-
-def _pseudonymized(prepared):
-    import dataclasses
-
-    import polars as pl
-
-    from gibbslda.privacy import key_from_env, pseudonymize
-
-    users = prepared.users
-    hashed = pseudonymize(users.get_column("user_id").to_numpy(), key_from_env())
-    users = users.with_columns(user_id=pl.Series(hashed, dtype=pl.String))
-    return dataclasses.replace(prepared, users=users,
-                               summary={**prepared.summary, "pseudonymized": True})
 
 
 def _table_or_column(value: str | None):

@@ -39,6 +39,7 @@ from gibbslda.preprocess.folder import (FOLDER_FORMAT, SCHEMA_VERSION, Prepared,
 from gibbslda.preprocess.readers import _canonical, _open, _table
 from gibbslda.preprocess.splits import HeldOutUsers, LeaveLastN, TimeCutoff, _split_options
 from gibbslda.preprocess.weigh import _aggregate, _index_filter_split, _to_words
+from gibbslda.privacy import MIN_KEY_BYTES
 
 __all__ = ["DEFAULT_WEIGHTS", "DEDUPE", "FOLDER_FORMAT", "FORMATS", "SCHEMA_VERSION",
            "HeldOutUsers", "LeaveLastN", "Prepared", "TimeCutoff", "prepare", "read_prepared",
@@ -54,7 +55,7 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
             quantity: str | None = None, category=None, labels=None, weights=None,
             cap: int | None = 10, dedupe: str = "none", word: str = "item",
             min_user_items: int = 1, min_item_users: int = 1, min_rating: float | None = None,
-            split=None, seed: int = 0) -> Prepared:
+            split=None, seed: int = 0, pseudonym_key: bytes | None = None) -> Prepared:
     """Turn an interaction log into weighted (user, word) token counts, filtered and split.
 
     Parameters
@@ -102,6 +103,12 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
         How to split the pairs into parts (None: one part, ``"train"``).
     seed : int
         Seed of every random choice in the split.
+    pseudonym_key : bytes, optional
+        A secret of at least 16 bytes: every user id is replaced by its keyed hash
+        (:func:`gibbslda.privacy.pseudonymize`) before users are indexed, so users are in
+        the sorted order of their pseudonyms (a keyed permutation, unrelated to the order
+        of the original ids) and the split's draws follow that order. The result is that
+        of preparing the pseudonyms themselves; the key is not kept.
 
     Returns
     -------
@@ -117,6 +124,7 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
     """
     opts = _options(format, weights, cap, dedupe, word, min_user_items, min_item_users,
                     min_rating, split, seed)
+    opts["_pseudonym_key"] = _pseudonym_key(pseudonym_key)
     names = {"user": user, "item": item, "event": event, "timestamp": timestamp,
              "quantity": quantity, "category": category, "label": labels}
     raw, where = _open(source, format)
@@ -139,6 +147,18 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
     pairs, label_map, summary = _aggregate(lf, has, opts, where, cats is None)
     pairs = _to_words(pairs, cats, opts, summary)
     return _index_filter_split(pairs, label_map, table_labels, opts, summary)
+
+
+def _pseudonym_key(key) -> bytes | None:
+    if key is None:
+        return None
+    if not isinstance(key, (bytes, bytearray)):
+        raise TypeError(f"pseudonym_key must be bytes (for example key.encode()), got "
+                        f"{type(key).__name__}")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"pseudonym_key must be at least {MIN_KEY_BYTES} bytes, got "
+                         f"{len(key)}")
+    return bytes(key)
 
 
 def _options(fmt, weights, cap, dedupe, word, min_user_items, min_item_users, min_rating,

@@ -33,7 +33,8 @@ class Prepared:
     tokens : polars.DataFrame (n_pairs rows)  ``user`` and ``word`` indices (Int32),
         ``count`` tokens (Int64, > 0), ``first_seen`` (Datetime[us], null without
         timestamps) and ``part`` (the name of its part); sorted by user, word.
-    users : polars.DataFrame (n_users rows)  ``user`` index and original ``user_id``.
+    users : polars.DataFrame (n_users rows)  ``user`` index and original ``user_id``
+        (its pseudonym when prepared with ``pseudonym_key``; users then in pseudonym order).
     words : polars.DataFrame (n_words rows)  ``word`` index, original ``word_id`` (an item
         or a category), ``label`` (null when unknown), ``n_users`` and ``n_tokens``.
     summary : dict  what was read, dropped and kept (the JSON summary of the folder).

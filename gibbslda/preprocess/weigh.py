@@ -4,7 +4,8 @@
 each event has (and why any are dropped), the net tokens per user-item and the item
 labels; :func:`_capped` applies the dedupe policy and the cap; :func:`_to_words` turns
 items into words (items or categories); :func:`_index_filter_split` filters by k-core,
-indexes users and words in sorted id order, splits and assembles a :class:`Prepared`.
+indexes users and words in sorted id order (users by pseudonym when pseudonymising),
+splits and assembles a :class:`Prepared`.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import polars as pl
 from gibbslda.preprocess.folder import Prepared
 from gibbslda.preprocess.readers import _collect
 from gibbslda.preprocess.splits import _iso, _split
+from gibbslda.privacy import pseudonymize
 
 
 def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, category_column: bool):
@@ -171,7 +173,7 @@ def _kcore(u: np.ndarray, w: np.ndarray, n_users: int, n_words: int, min_user_it
 def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
                         summary: dict) -> Prepared:
     """k-core filter, index users and words in sorted id order, split, assemble."""
-    user_ids, word_ids, u, w, count, first = _codes(p)
+    user_ids, word_ids, u, w, count, first = _codes(p, opts["_pseudonym_key"])
     del p
     keep, rounds = _kcore(u, w, user_ids.len(), word_ids.len(), opts["min_user_items"],
                           opts["min_item_users"])
@@ -211,17 +213,28 @@ def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
         summary["result"] |= {"first_seen_min": _iso(int(first.min())),
                               "first_seen_max": _iso(int(first.max()))}
     summary["split_detail"] = detail
+    if opts["_pseudonym_key"] is not None:
+        summary["pseudonymized"] = True
     summary["parts"] = {name: _part_summary(u, w, count, part == i)
                         for i, name in enumerate(names)}
     return Prepared(tokens, users, words, summary)
 
 
-def _codes(p: pl.DataFrame):
+def _codes(p: pl.DataFrame, key: bytes | None):
     """Sorted user and word ids, and the pairs as arrays (user and word indices, counts,
-    first-seen microseconds or None) sorted by user, word."""
-    user_ids, word_ids = p["user"].unique().sort(), p["word"].unique().sort()
+    first-seen microseconds or None) sorted by user, word.
+
+    With a ``key`` the user ids are the users' pseudonyms, sorted: never the order of the
+    original ids, which (sequential customer numbers) would re-identify row i.
+    """
+    users, word_ids = p["user"].unique().sort(), p["word"].unique().sort()
+    user_ids = users
+    if key is not None:
+        user_ids = pl.Series(pseudonymize(users.to_numpy(), key), dtype=pl.String)
+        order = user_ids.arg_sort()
+        users, user_ids = users.gather(order), user_ids.gather(order)
     p = (p.lazy()
-         .join(pl.LazyFrame({"user": user_ids, "u": np.arange(user_ids.len())}), on="user")
+         .join(pl.LazyFrame({"user": users, "u": np.arange(users.len())}), on="user")
          .join(pl.LazyFrame({"word": word_ids, "w": np.arange(word_ids.len())}), on="word")
          .select("u", "w", "count", *(["first"] if "first" in p.columns else [])).collect())
     # group_by's row order varies between runs: fix the order before any random draw

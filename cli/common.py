@@ -23,10 +23,3 @@ def load_model(path: Path):
                                      on="item_id", how="left", maintain_order="left"))
     text = joined.get_column("label").fill_null("")
     return model, np.where(text.to_numpy() == "", ids.to_numpy(), text.to_numpy())
-
-
-def topic_names(model, labels, n: int = 3) -> list[str]:
-    """Each topic's name: its top ``n`` item labels joined."""
-    from gibbslda.evaluate import top_items
-
-    return [" / ".join(str(labels[w]) for w in row) for row in top_items(model.topic_word_, n)]

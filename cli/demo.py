@@ -25,6 +25,7 @@ class _Ranked:
     """What the demo shows and saves, in the model's user and item indices."""
 
     titles: Any    # (V,) product title of each item index
+    names: Any     # (K,) each interest's name: its heaviest title
     best: Any      # (K, TOP_ITEMS) item indices of each interest, best first
     weights: Any   # (K, TOP_ITEMS) phi of those items
     recs: Any      # (D, TOP_ITEMS) recommended item indices per user, best first
@@ -89,7 +90,8 @@ def _rank(model, items) -> _Ranked:
     import numpy as np
     import polars as pl
 
-    from gibbslda.recommend import top_n
+    from gibbslda.profiles import name_topics
+    from gibbslda.topn import top_n
 
     titles = (pl.DataFrame({"item_id": pl.Series(model.item_ids_, dtype=pl.String)})
               .join(items.select("item_id", "title"), on="item_id", how="left",
@@ -98,7 +100,8 @@ def _rank(model, items) -> _Ranked:
     best, weights = top_n(np.eye(model.n_topics), model.topic_word_, TOP_ITEMS)
     bought = (model.corpus_.indptr, model.corpus_.words)  # repeats are harmless
     recs, scores = top_n(model.doc_topic_, model.topic_word_, TOP_ITEMS, exclude=bought)
-    return _Ranked(titles, best, weights, recs, scores)
+    return _Ranked(titles, name_topics(model.topic_word_, titles, n=1), best, weights, recs,
+                   scores)
 
 
 def _write(output: Path, model, ranked: _Ranked) -> list[Path]:
@@ -144,8 +147,8 @@ def _escape(text: str) -> str:
 
 
 def _label(ranked: _Ranked, k: int) -> str:
-    """An interest's name for people: its number and its top product."""
-    return f"#{k} {ranked.titles[ranked.best[k, 0]].strip().capitalize()}"
+    """An interest's name for people: its number and its heaviest title."""
+    return f"#{k} {ranked.names[k].capitalize()}"
 
 
 def _print_summary(out, model) -> None:
@@ -178,17 +181,20 @@ def _print_topics(out, model, ranked: _Ranked) -> None:
 def _print_profiles(out, model, ranked: _Ranked, n_users: int) -> None:
     import numpy as np
 
+    from gibbslda.topn import top_k
+
     lengths, titles = model.corpus_.lengths, ranked.titles
     shown = np.flatnonzero(lengths >= MIN_SHOWN_HISTORY)[:n_users]
     theta, (indptr, indices, counts) = model.doc_topic_, model.corpus_.counts()
     for d in shown:
         lines = [f"\n[bold]Customer {_escape(str(model.user_ids_[d]))}[/bold]: "
                  f"{lengths[d]:,} purchases of {indptr[d + 1] - indptr[d]:,} products"]
-        top = np.argsort(-theta[d], kind="stable")[:3]
+        top = top_k(theta[d:d + 1], min(3, model.n_topics))[0]
         lines.append("  interests: " + ", ".join(
             f"{_percent(theta[d, k])} {_escape(_label(ranked, k))}" for k in top))
         row = slice(indptr[d], indptr[d + 1])
-        often = indices[row][np.argsort(-counts[row], kind="stable")[:3]]
+        often = top_k(counts[row][None, :], 3)[0]
+        often = indices[row][often[often >= 0]]  # -1 pads a customer with fewer products
         lines.append("  buys most: " + ", ".join(_escape(titles[w].strip()) for w in often))
         lines.append("  recommended:")
         recs = [(w, s) for w, s in zip(ranked.recs[d], ranked.scores[d]) if w >= 0]

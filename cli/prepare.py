@@ -23,7 +23,8 @@ def prepare(
     timestamp: Annotated[Optional[str], typer.Option(help="Generic: time column.")] = None,
     quantity: Annotated[Optional[str], typer.Option(help="Generic: quantity column.")] = None,
     category: Annotated[Optional[str], typer.Option(
-        help="Item category column (or a Parquet/CSV item -> category table).")] = None,
+        help="Item category column (or a Parquet/CSV item -> category table); it also "
+             "labels items that have no label.")] = None,
     labels: Annotated[Optional[str], typer.Option(
         help="Item label column (or a Parquet/CSV item -> label table).")] = None,
     word: Annotated[str, typer.Option(help="What a token is: item or category.")] = "item",

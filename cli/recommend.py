@@ -31,7 +31,7 @@ def recommend(
     from gibbslda import recommend as rec
     from gibbslda.cli.common import load_model
     from gibbslda.cli.output import show_table, write_table
-    from gibbslda.profiles import topic_labels
+    from gibbslda.profiles import name_topics
 
     model, labels = load_model(model_path)
     theta = ids = None
@@ -47,10 +47,8 @@ def recommend(
                              "recs.parquet, or --user ID for some users")
         frame = rec.recommend(model, user or None, n=n, exclude_seen=not include_seen)
     if explain:
-        item_labels = pl.DataFrame({"item_id": model.item_ids_.tolist(),
-                                    "title": labels.tolist()})
-        names = topic_labels(model, item_labels)
-        frame = rec.explain(model, frame, names, theta=theta, user_ids=ids)
+        frame = rec.explain(model, frame, name_topics(model.topic_word_, labels), theta=theta,
+                            user_ids=ids)
     titles = pl.DataFrame({"item_id": model.item_ids_.tolist(), "title": labels.tolist()})
     frame = frame.join(titles.with_columns(pl.col("item_id").cast(frame["item_id"].dtype)),
                        on="item_id", how="left", maintain_order="left")

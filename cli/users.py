@@ -24,8 +24,10 @@ def users(
     import numpy as np
     import polars as pl
 
-    from gibbslda.cli.common import load_model, topic_names
+    from gibbslda.cli.common import load_model
     from gibbslda.cli.output import show_table, write_table
+    from gibbslda.profiles import name_topics
+    from gibbslda.topn import top_k
 
     model, labels = load_model(model_path)
     theta = model.doc_topic_
@@ -48,9 +50,9 @@ def users(
         if rows.size == 0:
             raise ValueError(f"no user {user!r} in this model ({theta.shape[0]:,} users, for "
                              f"example {ids[0]!r})")
-    names = topic_names(model, labels)
+    names = name_topics(model.topic_word_, labels)
     top = min(top, theta.shape[1])
-    best = np.argsort(-theta[rows], axis=1, kind="stable")[:, :top]
+    best = top_k(theta[rows], top)
     frame = pl.DataFrame({
         "user_id": np.repeat(ids.to_numpy()[rows], top),
         "rank": np.tile(np.arange(1, top + 1, dtype=np.int32), rows.size),

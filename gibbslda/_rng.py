@@ -18,6 +18,13 @@ import numpy as np
 
 _ONE = np.uint64(1)
 
+# The purposes of seed_streams: each spawns its own independent family of streams from one
+# seed. The values are part of every saved model's random numbers: never renumber them.
+TRAIN = 0          # the sampler's sweeps, one stream per shard
+FOLD_IN = 1        # transform / sampler.fold_in on new users
+LEFT_TO_RIGHT = 2  # the left-to-right likelihood estimator
+PARTITIONS = 3     # DistributedLDA, one stream per partition
+
 
 def __getattr__(name: str):
     # The numba stream functions live in gibbslda._kernels (see its docstring for why).
@@ -56,7 +63,7 @@ def stream_states(seed_seq: np.random.SeedSequence, n_streams: int) -> np.ndarra
 
 
 def seed_streams(entropy: int, purpose: int, n_streams: int) -> np.ndarray:
-    """States for ``n_streams`` streams of one purpose (0 = training, 1 = fold-in,
-    2 = left-to-right evaluation)."""
+    """States for ``n_streams`` streams of one ``purpose`` (TRAIN, FOLD_IN, LEFT_TO_RIGHT
+    or PARTITIONS)."""
     root = np.random.SeedSequence(entropy, spawn_key=(purpose,))
     return stream_states(root, n_streams)

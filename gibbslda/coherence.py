@@ -28,11 +28,11 @@ Dieng, Ruiz & Blei (2020), "Topic modeling in embedding spaces", TACL.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from gibbslda import _validate
 from gibbslda.corpus import Corpus
+from gibbslda.topn import top_k
 
 MEASURES = ("npmi", "umass")
 
@@ -62,7 +62,7 @@ def top_items(topic_word, n: int = 10) -> np.ndarray:
         block = phi[start:start + step]
         if block.dtype.kind == "f" and not np.isfinite(block).all():
             raise ValueError("topic_word has NaN or infinite entries; pass finite weights")
-        out[start:start + block.shape[0]] = _top_block(block, n)
+        out[start:start + block.shape[0]] = top_k(block, n)
     return out
 
 
@@ -152,25 +152,8 @@ def _check_topic_word(topic_word) -> np.ndarray:
 
 
 def _check_n(n, n_items: int, minimum: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be an integer, got {type(n).__name__}")
-    if not minimum <= n <= n_items:
-        raise ValueError(f"n must be between {minimum} and the number of items {n_items}, "
-                         f"got {n}")
-    return int(n)
-
-
-def _top_block(block: np.ndarray, n: int) -> np.ndarray:
-    """Top-n columns of each row: partition for the n-th largest, then sort the few above."""
-    n_rows, n_items = block.shape
-    nth = np.partition(block, n_items - n, axis=1)[:, n_items - n]
-    rows, cols = np.nonzero(block >= nth[:, None])
-    values = block[rows, cols].astype(np.float64)
-    order = np.lexsort((cols, -values, rows))
-    rows, cols = rows[order], cols[order]
-    # rows with ties at the n-th value have more than n candidates: keep their first n
-    rank = np.arange(rows.shape[0]) - np.searchsorted(rows, np.arange(n_rows))[rows]
-    return cols[rank < n].reshape(n_rows, n)
+    return _validate.check_int("n", n, minimum=minimum, maximum=n_items,
+                               bound="the number of items")
 
 
 def _reference_arrays(reference, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +174,7 @@ def _reference_arrays(reference, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise TypeError(f"reference must be a Corpus, a CSR matrix or an (indptr, indices) "
                         f"pair, got {type(reference).__name__}")
-    indptr = _check_csr(indptr, indices, n_items)
+    indptr, indices = _validate.as_csr(indptr, indices, n_items=n_items, prefix="reference ")
     if indptr.shape[0] < 2 or indices.shape[0] == 0:
         raise ValueError("the reference corpus is empty: it needs users with items")
     return indptr, indices
@@ -208,21 +191,6 @@ def _nonzero_entries(matrix) -> tuple[np.ndarray, np.ndarray]:
         return indptr, indices
     kept_before = np.concatenate(([0], np.cumsum(keep)))
     return kept_before[indptr], indices[keep]
-
-
-def _check_csr(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
-    if indptr.ndim != 1 or indices.ndim != 1 or indptr.shape[0] == 0:
-        raise ValueError("reference indptr and indices must be 1-D and indptr non-empty")
-    if indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu":
-        raise TypeError(f"reference indptr and indices must be integer arrays, got "
-                        f"{indptr.dtype} and {indices.dtype}")
-    if indptr[0] != 0 or indptr[-1] != indices.shape[0] or np.any(np.diff(indptr) < 0):
-        raise ValueError("reference indptr must start at 0, never decrease and end at "
-                         "len(indices)")
-    if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_items):
-        raise ValueError(f"reference item indices must be in [0, {n_items}), got "
-                         f"[{indices.min()}, {indices.max()}]")
-    return indptr.astype(np.int64, copy=False)
 
 
 def _co_document_counts(indptr: np.ndarray, indices: np.ndarray, top: np.ndarray

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from gibbslda import _validate
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -116,18 +118,15 @@ class Corpus:
         if indices is None:
             raise TypeError("from_csr needs (indptr, indices, data) or an object with "
                             ".indptr, .indices and .data")
-        indptr = np.asarray(indptr)
-        indices = np.asarray(indices)
-        if indptr.ndim != 1 or indptr.size == 0 or indices.ndim != 1:
-            raise ValueError("indptr and indices must be 1-D and indptr non-empty")
-        if np.any(np.diff(indptr) < 0) or indptr[0] != 0 or indptr[-1] != indices.size:
-            raise ValueError("indptr must start at 0, never decrease and end at len(indices)")
-        if indices.size and (indices.min() < 0):
-            raise ValueError("indices must be >= 0 (column numbers)")
+        if n_items is not None:
+            n_items = _validate.check_int("n_items", n_items, minimum=0)
+        indptr, indices = _validate.as_csr(indptr, indices, n_items=n_items,
+                                           bound=f"n_items = {n_items}")
         n_cols = int(indices.max()) + 1 if indices.size else 0
-        if n_items is not None and n_cols > n_items:
-            raise ValueError(f"indices reach column {n_cols - 1} but n_items is {n_items}")
         data = np.ones(indices.size, dtype=np.int64) if data is None else np.asarray(data)
+        if data.shape != indices.shape:
+            raise ValueError(f"data must hold one count per index (len(indices) = "
+                             f"{indices.size}), got shape {data.shape}")
         rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
         frame = pl.DataFrame({"user": rows, "item": indices.astype(np.int64),
                               "weight": _check_weights(pl.Series("data", data), "data")})

@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gibbslda import _kernels, _rng, sampler as _sampler
+from gibbslda import _files, _kernels, _rng, sampler as _sampler
 from gibbslda.corpus import as_corpus
 from gibbslda.errors import NotFittedError
 from gibbslda.model import CHECK_ENV, HISTORY_DTYPE, LDA, _check_int
 
-PURPOSE = 3  # the partitions' streams in _rng.seed_streams (0-2 are taken)
+PURPOSE = _rng.PARTITIONS  # the partitions' streams in _rng.seed_streams
 CHECKPOINT_FORMAT, CHECKPOINT_SCHEMA = "gibbslda-distributed-checkpoint", 1
 ROUND_DTYPE = np.dtype([
     ("round", np.int64), ("sweeps", np.int64), ("seconds", np.float64),
@@ -123,7 +123,9 @@ class DistributedLDA:
 
         ``resume=True`` continues from ``checkpoint`` (same corpus and settings; the seed
         and streams come from the file, ``random_state`` is not used) up to ``n_iter``
-        sweeps in all. ``callback(info: RoundInfo)`` is called after every round.
+        sweeps in all. ``callback(info: RoundInfo)`` is called after every round;
+        returning False stops after that round: the chain is gathered into ``model_``
+        and checkpointed (with ``checkpoint``), and ``resume=True`` continues it.
         """
         model = self._validate()
         distributed = _import_distributed()
@@ -133,6 +135,8 @@ class DistributedLDA:
         corpus = as_corpus(X)
         if corpus.n_tokens == 0:
             raise ValueError("cannot fit an empty corpus")
+        if self.checkpoint is not None:
+            _files.check_file(self.checkpoint)  # a folder there: refused before any work
         if self.n_partitions > corpus.n_users:
             raise ValueError(f"n_partitions must be <= the number of users ({corpus.n_users}),"
                              f" got {self.n_partitions}")
@@ -262,10 +266,23 @@ class _Run:
                 self.history["checkpoint_s"][-1] = self.save_checkpoint()
             if callback is not None:
                 row = self.history[-1]
-                callback(RoundInfo(self.round, self.sweeps, est.n_iter, self.seconds,
-                                   float(row["sample_s"]), float(row["merge_s"]),
-                                   int(row["bytes_up"]), int(row["bytes_down"]),
-                                   None if np.isnan(row["loglik"]) else float(row["loglik"])))
+                info = RoundInfo(self.round, self.sweeps, est.n_iter, self.seconds,
+                                 float(row["sample_s"]), float(row["merge_s"]),
+                                 int(row["bytes_up"]), int(row["bytes_down"]),
+                                 None if np.isnan(row["loglik"]) else float(row["loglik"]))
+                if callback(info) is False:
+                    self.stop(snapshot, save)
+                    return
+
+    def stop(self, snapshot: bool, saved: bool) -> None:
+        """End the rounds early: gather the chain unless this round did, checkpoint it
+        unless this round did."""
+        if not snapshot:
+            outs = self._call(self.round, "snapshot")
+            self.z = np.concatenate([o[0] for o in outs])
+            self.rng = np.concatenate([o[1] for o in outs])
+        if self.est.checkpoint is not None and not saved:
+            self.history["checkpoint_s"][-1] = self.save_checkpoint()
 
     def _merge(self, outs) -> None:
         """Sum the partitions' changes in partition order, apply and check them."""
@@ -374,20 +391,18 @@ class _Run:
     def save_checkpoint(self) -> float:
         started = time.perf_counter()
         path = Path(self.est.checkpoint)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": CHECKPOINT_FORMAT, "schema_version": CHECKPOINT_SCHEMA,
                 "gibbslda_version": version("gibbslda"), "round": self.round,
                 "sweeps": self.sweeps, "seconds": self.seconds,
                 "seed_entropy": str(self.est.seed_entropy_), "settings": self._settings(),
                 "corpus": _fingerprint(self.corpus)}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:  # write beside, then rename: a reader never sees half a checkpoint
+
+        def write(tmp: Path) -> None:  # beside, then renamed: never half a checkpoint
             with open(tmp, "wb") as f:
                 np.savez(f, z=self.z, rng=self.rng, rounds=self.history,
                          meta=np.array(json.dumps(meta)))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        _files.write_file(path, write)
         self.saved = (self.round, self.sweeps)
         return time.perf_counter() - started
 
@@ -436,6 +451,7 @@ class _Run:
             c.indptr, c.words, self.z, m.n_topics, c.n_items, alpha=m._alpha, beta=m._beta,
             rng=np.ascontiguousarray(self.rng), sampler=m.sampler,
             n_shards=self.est.n_partitions)
+        m._fitted_settings = m._settings()
         m.n_iter_, m.seconds_ = self.sweeps, self.seconds
         rows = self.history[~np.isnan(self.history["loglik"])]
         m.loglik_ = np.zeros(rows.shape[0], dtype=HISTORY_DTYPE)
@@ -468,6 +484,10 @@ class _Partition:
 
     def load(self, counts) -> None:
         set_item_counts(self.state, *counts)
+
+    def snapshot(self):
+        """This partition's topics and random stream (copies)."""
+        return self.state.z.copy(), self.state.rng.copy()
 
     def step(self, merged, n_sweeps: int, evaluate: bool, snapshot: bool, check: bool) -> dict:
         """Take the others' changes of the last round (``merged``: everyone's summed

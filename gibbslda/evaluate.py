@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gibbslda import _validate
 from gibbslda.coherence import coherence, coherence_scores, diversity, top_items
 from gibbslda.corpus import Corpus, as_corpus
 from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics
@@ -151,12 +152,13 @@ def select_k(corpus, ks, *, alpha=0.1, beta=0.01, n_iter: int = 200, seed: int =
 
     from gibbslda.model import LDA
 
+    ks = [_validate.check_int(f"ks[{i}]", k, minimum=1) for i, k in enumerate(ks)]
     split = split_users(as_corpus(corpus), test_fraction=test_fraction,
                         hidden_fraction=hidden_fraction, seed=seed)
     reference = split.train if reference is None else reference
     rows = []
     for k in ks:
-        model = LDA(int(k), alpha=alpha, beta=beta, n_iter=n_iter, random_state=seed,
+        model = LDA(k, alpha=alpha, beta=beta, n_iter=n_iter, random_state=seed,
                     sampler=sampler)
         started = time.perf_counter()
         model.fit(split.train)
@@ -165,13 +167,13 @@ def select_k(corpus, ks, *, alpha=0.1, beta=0.01, n_iter: int = 200, seed: int =
         phi = model.topic_word_
         scores = coherence_scores(phi, reference, n=top_n)
         rows.append({
-            "k": int(k), "heldout_loglik": heldout, "perplexity": perplexity(heldout),
+            "k": k, "heldout_loglik": heldout, "perplexity": perplexity(heldout),
             "npmi": float(np.mean(scores["npmi"])),
             "umass": float(np.nanmean(scores["umass"])),
             "diversity": diversity(phi, n=top_n),
             "train_loglik": float(model.loglik_["loglik"][-1]), "seconds": seconds})
         if callback is not None:
-            callback(int(k), model)
+            callback(k, model)
     return pl.DataFrame(rows)
 
 

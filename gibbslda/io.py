@@ -8,16 +8,15 @@ A model folder holds:
 - ``users.parquet`` and ``items.parquet``: the original user and item ids, in index order.
 
 The counts are not stored: they are rebuilt from the topics on load (O(tokens)), so a
-folder cannot hold counts that disagree with its assignments. Writing goes to a temporary
-folder beside the target that is then renamed into place, so a reader never sees half a
-model.
+folder cannot hold counts that disagree with its assignments. Writing goes through
+:mod:`gibbslda._files`: a temporary folder beside the target, fsync'd, then renamed into
+place, so a reader never sees half a model; :func:`recover` (called by :func:`load`) puts
+the previous model back when a save was killed between its renames. A folder that is not
+empty and not a gibbslda model folder is never replaced.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import zipfile
 from importlib.metadata import version
 from pathlib import Path
@@ -25,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from gibbslda import sampler as _sampler
+from gibbslda import _files
+from gibbslda import _validate, sampler as _sampler
 from gibbslda.corpus import Corpus
 from gibbslda.errors import ModelFileError
 from gibbslda.model import HISTORY_DTYPE, LDA
@@ -33,17 +33,25 @@ from gibbslda.model import HISTORY_DTYPE, LDA
 SCHEMA_VERSION = 1
 FORMAT = "gibbslda-model"
 _ARRAYS = ("indptr", "words", "z", "alpha", "rng", "loglik")
+_KIND = "a gibbslda model folder"
 
 
 def save(model, path, *, extra=None) -> Path:
-    """Write ``model`` (fitted) to the folder ``path``, replacing what was there.
+    """Write ``model`` (fitted) to the folder ``path``, replacing the model there.
 
-    ``extra`` maps file names to polars frames written as Parquet into the same folder
-    (the CLI keeps item labels there, ``labels.parquet``); :func:`read_extra` reads one.
+    ``path`` must be absent, an empty folder or a gibbslda model folder (else ValueError,
+    before anything is written). ``extra`` maps file names to polars frames written as
+    Parquet into the same folder (the CLI keeps item labels there, ``labels.parquet``);
+    :func:`read_extra` reads one.
     """
     state = model._check_fitted()
+    model._validate()
+    model._check_settings()  # a setting changed since fit would save a damaged folder
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = extra or {}
+    for name in extra:
+        if "/" in name or name in ("users.parquet", "items.parquet"):
+            raise ValueError(f"extra file name {name!r} is taken or not a plain name")
     meta = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -64,28 +72,37 @@ def save(model, path, *, extra=None) -> Path:
             "n_dropped_users": int(model.corpus_.n_dropped_users),
         },
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    _chmod_default(tmp)
-    try:
+
+    def write(tmp: Path) -> None:
         np.savez(tmp / "arrays.npz", indptr=state.indptr, words=state.words, z=state.z,
                  alpha=state.alpha, rng=state.rng, loglik=model.loglik_)
         pl.DataFrame({"user_id": model.user_ids_}).write_parquet(tmp / "users.parquet")
         pl.DataFrame({"item_id": model.item_ids_}).write_parquet(tmp / "items.parquet")
-        for name, frame in (extra or {}).items():
-            if "/" in name or name in ("users.parquet", "items.parquet"):
-                raise ValueError(f"extra file name {name!r} is taken or not a plain name")
+        for name, frame in extra.items():
             frame.write_parquet(tmp / name)
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=_plain))
-        _replace_dir(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+
+    return _files.write_folder(path, write, is_ours=_is_model_folder, kind=_KIND)
+
+
+def check_target(path) -> None:
+    """Raise ValueError unless :func:`save` may write ``path``: it is absent, an empty
+    folder, or a gibbslda model folder. Call it before work whose result goes there."""
+    _files.check_folder(path, is_ours=_is_model_folder, kind=_KIND)
+
+
+def recover(path) -> None:
+    """Put back the model a save killed between its two renames left beside ``path``,
+    when ``path`` is missing, and remove what killed saves left half-written (see
+    :func:`gibbslda._files.recover`). :func:`load` and :func:`save` call it first."""
+    _files.recover(path, is_ours=_is_model_folder)
 
 
 def load(path):
     """Read a model folder written by :func:`save`. Raises ModelFileError when it is
     missing, damaged, from an unknown schema, or holds anything that would need pickle."""
     path = Path(path)
+    recover(path)
     meta = _read_meta(path)
     arrays = _read_arrays(path / "arrays.npz")
     try:
@@ -109,6 +126,7 @@ def load(path):
         arrays["indptr"], arrays["words"], arrays["z"], n_topics, n_items,
         alpha=arrays["alpha"], beta=float(fitted["beta"]), rng=arrays["rng"],
         sampler=fitted["sampler"], n_shards=fitted["n_shards"], mh_steps=fitted["mh_steps"])
+    model._fitted_settings = model._settings()
     model.corpus_ = Corpus(arrays["indptr"], arrays["words"], users, items,
                            n_dropped_users=fitted.get("n_dropped_users", 0))
     model.n_iter_ = int(fitted["n_iter"])
@@ -231,10 +249,12 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
             raise ModelFileError(f"{path}: array {name!r} has shape {a[name].shape} and "
                                  f"dtype {a[name].dtype}, expected {shape} {np.dtype(dtype)}")
     n_shards = fitted.get("n_shards")
-    if (a["rng"].dtype != np.uint64 or a["rng"].ndim != 2 or a["rng"].shape[1] != 4
-            or not isinstance(n_shards, int) or n_shards < 1 or a["rng"].shape[0] != n_shards):
+    try:
+        _validate.as_streams(a["rng"], n_streams=_validate.check_int("n_shards", n_shards,
+                                                                     minimum=1))
+    except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: random stream states do not match the model's "
-                             f"{n_shards!r} shards; the folder is damaged")
+                             f"{n_shards!r} shards ({exc}); the folder is damaged") from exc
     if fitted.get("sampler") not in _sampler.SAMPLERS or not (
             isinstance(fitted.get("mh_steps"), int) and fitted["mh_steps"] >= 1):
         raise ModelFileError(f"{path}: unknown sampler settings {fitted.get('sampler')!r}, "
@@ -242,38 +262,24 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
     if not (np.all(np.isfinite(a["alpha"])) and np.all(a["alpha"] > 0)):
         raise ModelFileError(f"{path}: alpha is not finite and positive; the folder is "
                              "damaged, save the model again")
-    n_tokens = fitted["n_tokens"]
-    if (a["indptr"][0] != 0 or a["indptr"][-1] != n_tokens or np.any(np.diff(a["indptr"]) < 0)
-            or (n_tokens and (a["words"].min() < 0 or a["words"].max() >= fitted["n_items"]
-                              or a["z"].min() < 0 or a["z"].max() >= fitted["n_topics"]))):
-        raise ModelFileError(f"{path}: token arrays are inconsistent; the folder is damaged")
+    try:
+        _validate.as_csr(a["indptr"], a["words"], n_items=fitted["n_items"],
+                         names=("indptr", "words"))
+        _validate.as_ids(a["z"], "z", upper=fitted["n_topics"], what="topics")
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: token arrays are inconsistent ({exc}); the folder is "
+                             "damaged") from exc
     if len(users) != fitted["n_users"] or len(items) != fitted["n_items"]:
         raise ModelFileError(f"{path}: id maps do not match the model's users and items")
 
 
-def _read_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-_UMASK = _read_umask()  # once, at import: changing it later races with other threads
-
-
-def _chmod_default(folder: Path) -> None:
-    """mkdtemp makes folders private (0700); give the model folder the usual mode."""
-    os.chmod(folder, 0o777 & ~_UMASK)
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Move the finished folder ``tmp`` to ``path``; an old model is removed only after."""
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _is_model_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a model.json that gibbslda wrote (any schema version)."""
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def _plain(value):

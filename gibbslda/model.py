@@ -5,11 +5,11 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from numbers import Integral, Real
 
 import numpy as np
 
 from gibbslda import _rng, sampler as _sampler
+from gibbslda._validate import check_int as _check_int, check_positive as _check_positive
 from gibbslda.corpus import as_corpus
 from gibbslda.errors import NotFittedError
 
@@ -64,7 +64,8 @@ class LDA:
         setting, not the thread count. 1 is the exact serial chain; more shards let more
         threads work, with the topic totals stale within each of the sweep's rounds.
     n_jobs : int or None, default None
-        Threads for the sweep (None: all numba threads). Never changes the result.
+        Threads for the sharded sweep (None: all numba threads), at most one per shard:
+        with ``n_shards=1`` the sweep runs on one thread. Never changes the result.
     mh_steps : int, default 2
         Metropolis-Hastings cycles (item + user proposal) per token for sampler "mh".
     eval_every : int, default 10
@@ -134,9 +135,11 @@ class LDA:
         self.heldout_ = heldout
         self.state_ = _sampler.init_state(
             corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
-            beta=self._beta, rng=_rng.seed_streams(self.seed_entropy_, 0, self.n_shards),
+            beta=self._beta,
+            rng=_rng.seed_streams(self.seed_entropy_, _rng.TRAIN, self.n_shards),
             sampler=self._sampler_for(self.n_topics), n_shards=self.n_shards,
             mh_steps=self.mh_steps)
+        self._fitted_settings = self._settings()
         self.n_iter_ = 0
         self.seconds_ = 0.0
         self.loglik_ = np.zeros(0, dtype=HISTORY_DTYPE)
@@ -152,9 +155,15 @@ class LDA:
         each call, so a run stopped by ``callback`` and resumed with ``resume()`` has the
         same history too; ``fit`` then ``resume(n)`` adds a point where the first call
         ended. ``heldout`` as in :meth:`fit` (default: the parts ``fit`` was given, which
-        a loaded model does not have)."""
+        a loaded model does not have).
+
+        ``n_iter``, ``n_jobs``, ``eval_every`` and the other run settings may change; the
+        settings the chain was built with (``n_topics``, ``sampler``, ``n_shards``,
+        ``mh_steps``, ``alpha``, ``beta``, ``random_state``) may not: a changed one
+        raises ValueError naming it, before any sweep."""
         self._check_fitted()
         self._validate()
+        self._check_settings()
         if heldout is not None:
             self.heldout_ = heldout
         if n_iter is None:
@@ -236,7 +245,7 @@ class LDA:
             raise ValueError(f"transform_burn_in must be < transform_iter "
                              f"({self.transform_iter}), got {self.transform_burn_in}")
         corpus = as_corpus(X, vocabulary=self.item_ids_, drop_empty=False)
-        rng = _rng.seed_streams(self.seed_entropy_, 1, 1)
+        rng = _rng.seed_streams(self.seed_entropy_, _rng.FOLD_IN, 1)
         return _sampler.fold_in(corpus.indptr, corpus.words, topic_word,
                                 self.state_.alpha, n_iter=self.transform_iter,
                                 burn_in=self.transform_burn_in, rng=rng)
@@ -322,6 +331,31 @@ class LDA:
             return self.sampler
         return "sparse" if n_topics >= AUTO_SPARSE_TOPICS else "dense"
 
+    def _settings(self) -> dict:
+        """The settings a chain is built with, as set now: priors as floats per topic (or
+        "auto"), the others as given. Call after :meth:`_validate`."""
+        alpha = "auto" if isinstance(self.alpha, str) else tuple(self._alpha.tolist())
+        return {"n_topics": self.n_topics, "sampler": self.sampler,
+                "n_shards": self.n_shards, "mh_steps": self.mh_steps, "alpha": alpha,
+                "beta": "auto" if isinstance(self.beta, str) else self._beta,
+                "random_state": self.random_state}
+
+    def _check_settings(self) -> None:
+        """Refuse a fixed setting changed since the chain was built (``fit`` or ``load``
+        records them): continuing or saving would silently keep the old one."""
+        now = self._settings()
+        for name, fitted in self._fitted_settings.items():
+            new = now[name]
+            same_chain = self._sampler_for(self.n_topics) == self.state_.sampler
+            if name == "sampler" and same_chain:
+                continue  # "auto" and the sampler it picks are the same chain
+            if new is fitted or new == fitted:
+                continue
+            raise ValueError(f"{name} is {_show(new)} but this model was fitted with "
+                             f"{_show(fitted)}; a fitted chain keeps the settings it was "
+                             f"built with: refit with fit(), or set {name} back to "
+                             f"{_show(fitted)}")
+
     def _check_fitted(self) -> "_sampler.GibbsState":
         state = getattr(self, "state_", None)
         if state is None:
@@ -363,15 +397,11 @@ class LDA:
         self._alpha = _sampler.as_alpha(alpha, self.n_topics)
 
 
-# "auto" by K, from bench/bench_crossover.py (a 50-sweep training from the random start,
-# 2.5M tokens, one thread; bench/README.md): dense (dense V x K counts, O(K) a token) is
-# faster up to K = 32 (K=8 15.7M tokens/s against sparse 13.2M, K=32 11.2M against 9.1M),
-# sparse (packed sparse counts, O(K_d + K_w)) from K = 48 (8.1M against 6.2M; K=100 6.9M
-# against 3.5M), and sparse pulls further ahead in longer trainings as the counts get
-# sparser. The MH sampler was not faster than sparse at equal held-out likelihood up to
-# K = 1000 (it needs about twice the sweeps), so auto never picks it: ask for it by name.
-# The corpus shape barely matters here: dense counts take 4 V K bytes, which below
-# K = 40 is small next to the 8 bytes a token either sampler needs.
+# "auto" by K: dense (V x K counts, O(K) a token) is faster below this many topics, sparse
+# (packed counts, O(K_d + K_w)) from here on, whatever the corpus shape. mh is never picked:
+# it needs more sweeps than sparse for the same held-out likelihood; ask for it by name.
+# The figures: bench/README.md, sections "Dense or sparse counts: the crossover" and
+# "Quality against tomotopy".
 AUTO_SPARSE_TOPICS = 40
 
 
@@ -391,15 +421,9 @@ def _threads(n_jobs: int | None):
         numba.set_num_threads(before)
 
 
-def _check_int(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
+def _show(setting) -> str:
+    """A setting for a message: a per-topic prior with one value as that value."""
+    if isinstance(setting, tuple):
+        return repr(setting[0]) if len(set(setting)) == 1 else \
+            f"an array of {len(setting)} values"
+    return repr(setting)

@@ -5,7 +5,9 @@
   share of the tokens, its expected number of users and its top items.
 - :func:`demand`: expected demand per item, sum over users of p(item | user), and per
   category.
-- :func:`topic_labels`: a short name per interest from its items' titles or categories.
+- :func:`topic_labels`: a short name per interest from its items' titles or categories;
+  :func:`name_topics` does the naming from texts aligned with the items, and is the one
+  way gibbslda names topics (the report and the command line call it too).
 
 Conventions as in :mod:`gibbslda.recommend`: polars frames in long format, ranks from 1,
 ties to the lower topic or item index, the model's own user and item ids. ``labels`` is
@@ -19,9 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
-from gibbslda.ranking import top_k
 from gibbslda.recommend import _check_labels, _check_model, _lookup
-from gibbslda.topn import _check_count, top_n
+from gibbslda.topn import _check_count, top_k, top_n
 
 _ROWS_PER_CHUNK = 2 ** 20  # users x topics values ranked at a time
 
@@ -158,21 +159,50 @@ def topic_labels(model, item_labels, *, n: int = 3, item: str = "item_id",
     are ignored; a topic with no labelled item is "interest k".
     """
     _check_model(model)
+    return name_topics(model.topic_word_, _label_per_item(model, item_labels, item=item,
+                                                          value=label), n=n, sep=sep)
+
+
+def name_topics(topic_word, item_texts, *, n: int = 3, sep: str = " / ") -> list[str]:
+    """A short name per topic: the ``n`` heaviest of the texts aligned with its items.
+
+    Each distinct text weighs the topic's probability of all items that carry it, so
+    categories shared by many items rank by their total mass and titles by their item's;
+    equal weights go to the text whose first item has the lower index (with one text per
+    item: the topic's top ``n`` items' texts, ties to the lower item index). Texts are
+    stripped; items without one (None or blank) are ignored; a topic with no item with a
+    text is "interest k".
+
+    Parameters
+    ----------
+    topic_word : (K, V) a fitted model's ``topic_word_``.
+    item_texts : (V,) a text (or None) per item, in the order of ``item_ids_``.
+    n : texts per name.
+    sep : what joins them.
+
+    Returns
+    -------
+    list of K strings.
+    """
     _check_count("n", n)
-    per_item = _label_per_item(model, item_labels, item=item, value=label)
-    has = np.array([v is not None and bool(str(v).strip()) for v in per_item], dtype=bool)
-    texts = np.array([str(v).strip() for v in per_item[has]], dtype=object)
-    names, codes = np.unique(texts.astype(str), return_inverse=True) if texts.size else \
-        (np.array([], dtype=str), np.zeros(0, dtype=np.int64))
-    phi = model.topic_word_
+    phi = np.asarray(topic_word)
+    texts = np.array([None if v is None else str(v).strip() for v in item_texts],
+                     dtype=object)
+    if texts.shape != (phi.shape[1],):
+        raise ValueError(f"item_texts must have one text per item ({phi.shape[1]}), got "
+                         f"{texts.shape[0]}")
+    has = texts.astype(bool)  # None and "" are no text
+    if not has.any():
+        return [f"interest {k}" for k in range(phi.shape[0])]
+    names, first, codes = np.unique(texts[has].astype(str), return_index=True,
+                                    return_inverse=True)
+    by_first = np.argsort(first)  # number texts by their first item: ties to the lower one
+    names, codes = names[by_first], np.argsort(by_first)[codes]
+    width = min(int(n), names.size)
     out = []
-    for k in range(model.n_topics):
-        if names.size == 0:
-            out.append(f"interest {k}")
-            continue
+    for k in range(phi.shape[0]):
         mass = np.bincount(codes, weights=phi[k, has], minlength=names.size)
-        best = top_k(mass[None, :], min(int(n), names.size))[0]
-        out.append(sep.join(str(names[c]) for c in best if c >= 0))
+        out.append(sep.join(str(names[c]) for c in top_k(mass[None, :], width)[0]))
     return out
 
 

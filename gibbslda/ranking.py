@@ -7,7 +7,7 @@ Conventions
 -----------
 - Ties: items are ordered by score, highest first, and equal scores by lower item index,
   so a ranking is a deterministic function of the scores (and every top-k list is a
-  prefix of the top-K list for K > k).
+  prefix of the top-K list for K > k): :func:`gibbslda.topn.top_k` ranks.
 - A score of ``-inf`` means "never recommend" (known items are set to it). A user with
   fewer than k other items gets a list padded with -1, and the padding counts as misses.
 - NaN scores are an error.
@@ -40,7 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gibbslda import _validate
 from gibbslda.corpus import Corpus
+from gibbslda.topn import top_k
 
 _CHUNK_SCORES = 2 ** 22  # default scores per chunk: about 160 MB of working memory
 _METRICS = ("recall", "ndcg", "precision", "hit_rate", "average_precision", "novelty")
@@ -78,52 +80,6 @@ class RankingMetrics:
         out = {name: float(np.nanmean(getattr(self, name))) for name in _METRICS}
         out["coverage"] = self.coverage
         return out
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best items of each row of a dense score block, best first.
-
-    Ties go to the lower item index; ``-inf`` items are never returned (-1 instead).
-
-    Parameters
-    ----------
-    scores : float (n_rows, n_items), no NaN.
-    k : int >= 1.
-
-    Returns
-    -------
-    items : int64 (n_rows, k), -1 where a row has fewer than k finite-scored items.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D (users x items), got shape {scores.shape}")
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    if np.isnan(scores).any():
-        raise ValueError("scores contain NaN; give items that must not be recommended -inf")
-    n_rows, n_items = scores.shape
-    kk = min(int(k), n_items)
-    items = np.full((n_rows, int(k)), -1, dtype=np.int64)
-    if kk == 0 or n_rows == 0:
-        return items
-    if kk < n_items:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        threshold = np.take_along_axis(scores, part, axis=1).min(axis=1)[:, None]
-    else:
-        threshold = scores.min(axis=1)[:, None]
-    # Everything above the k-th best score is in; of the items tied with it, the
-    # lowest-indexed ones fill the remaining places.
-    above = scores > threshold
-    tied = scores == threshold
-    need = kk - above.sum(axis=1, dtype=np.int64)
-    chosen = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int64) <= need[:, None]))
-    best = np.nonzero(chosen)[1].reshape(n_rows, kk)  # ascending item index per row
-    values = np.take_along_axis(scores, best, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    best = np.take_along_axis(best, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    items[:, :kk] = np.where(values == -np.inf, -1, best)
-    return items
 
 
 def item_popularity(train, n_items: int | None = None) -> np.ndarray:
@@ -319,18 +275,8 @@ def _as_csr(x, name: str):
     else:
         raise TypeError(f"{name} must be a CSR pair (indptr, indices), a scipy CSR matrix "
                         f"or a Corpus, got {type(x).__name__}")
-    indptr, indices = np.asarray(indptr), np.asarray(indices)
-    if indptr.ndim != 1 or indices.ndim != 1 or indptr.size == 0:
-        raise ValueError(f"{name}: indptr and indices must be 1-D and indptr non-empty")
-    for array, part in ((indptr, "indptr"), (indices, "indices")):
-        if array.size and not np.issubdtype(array.dtype, np.integer):
-            raise TypeError(f"{name}: {part} must hold integers, got {array.dtype}")
-    indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
-    if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"{name}: indptr must start at 0, never decrease and end at "
-                         f"len(indices) = {indices.size}")
-    if indices.size and indices.min() < 0:
-        raise ValueError(f"{name}: item indices must be >= 0, got {indices.min()}")
+    indptr, indices = _validate.as_csr(indptr, indices, prefix=f"{name}: ",
+                                       ids_dtype=np.int64)
     width = int(indices.max()) + 1 if indices.size else 1
     rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
     keys = np.unique(rows * width + indices)

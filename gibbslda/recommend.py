@@ -6,7 +6,7 @@ Conventions
   order. A score does not depend on the chunk size, on the other users scored with it or
   on the screening precision below.
 - Order: highest score first, equal scores by lower item index (the rule of
-  :func:`gibbslda.ranking.top_k`), so every top-n list is a prefix of the top-N list.
+  :func:`gibbslda.topn.top_k`), so every top-n list is a prefix of the top-N list.
 - Excluded items (what a user already has, when ``exclude_seen``; ``exclude_items`` for
   everyone) are never returned. A user with fewer than ``n`` other items gets fewer rows.
 - Tables are polars frames in long format, one row per (user, rank); ranks start at 1.

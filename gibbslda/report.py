@@ -10,15 +10,15 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 
-from gibbslda import __version__
+from gibbslda import __version__, _files
+from gibbslda._validate import check_int as _check_count
+from gibbslda.profiles import name_topics
+from gibbslda.topn import top_k
 
 TRAIN_COLOR, HELDOUT_COLOR, USERS_COLOR = "#1f77b4", "#d62728", "#ff7f0e"
 LABEL_ITEMS = 3       # a topic's label joins its top this many item labels
@@ -31,27 +31,25 @@ MAX_MARKERS = 60      # points drawn as dots up to this many per line
 
 def write_report(model, path, *, item_labels=None, n_items: int = 10, n_users: int = 200,
                  title: str | None = None) -> Path:
-    """Write :func:`render_report` to ``path`` atomically (a temporary file, then renamed).
+    """Write :func:`render_report` to ``path`` atomically (a temporary file, fsync'd, then
+    renamed; :mod:`gibbslda._files`).
 
     Returns
     -------
     Path
         ``path``. A reader never sees half a report; an old file is replaced only once the
-        new one is complete.
+        new one is complete. A folder (or anything but a file) at ``path`` is refused
+        with ValueError.
     """
+    _files.check_file(path)
     text = render_report(model, item_labels=item_labels, n_items=n_items, n_users=n_users,
                          title=title)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return _files.write_file(path, write)
 
 
 def render_report(model, *, item_labels=None, n_items: int = 10, n_users: int = 200,
@@ -85,9 +83,9 @@ def render_report(model, *, item_labels=None, n_items: int = 10, n_users: int = 
     n_k = np.asarray(model.n_k_, dtype=np.float64)
     token_share = n_k / n_k.sum()
     user_share = np.bincount(theta.argmax(axis=1), minlength=phi.shape[0]) / theta.shape[0]
-    order = np.argsort(-token_share, kind="stable")
-    top = np.argsort(-phi, axis=1, kind="stable")[:, :min(n_items, phi.shape[1])]
-    topic_labels = [" / ".join(labels[top[k, :LABEL_ITEMS]]) for k in range(phi.shape[0])]
+    order = top_k(token_share[None, :], token_share.size)[0]
+    top = top_k(phi, min(n_items, phi.shape[1]))
+    topic_labels = name_topics(phi, labels, n=min(LABEL_ITEMS, n_items))
     title = title if title is not None else f"gibbslda report: {phi.shape[0]} interests"
     body = [f"<h1>{_esc(title)}</h1>", _summary(model),
             "<h2>Convergence</h2>", '<div class="charts">', *_convergence(model.loglik_),
@@ -126,12 +124,13 @@ def _explorer_data(model, theta, labels, topic_labels, n_users: int) -> dict:
     """The heaviest ``n_users`` users with their topic mix and most-used items."""
     corpus = model.corpus_
     lengths = corpus.lengths
-    users = np.argsort(-lengths, kind="stable")[:n_users]
+    users = top_k(lengths[None, :], min(n_users, lengths.size))[0]
     rows = []
     for d in users:
         items, n = np.unique(corpus.words[corpus.indptr[d]:corpus.indptr[d + 1]],
                              return_counts=True)
-        often = items[np.argsort(-n, kind="stable")[:USER_ITEMS]]
+        often = top_k(n[None, :], USER_ITEMS)[0]
+        often = items[often[often >= 0]]  # -1 pads a user with fewer items
         rows.append({"id": str(model.user_ids_[d]), "n_tokens": int(lengths[d]),
                      "theta": np.round(theta[d], THETA_DECIMALS).tolist(),
                      "items": [str(labels[w]) for w in often]})
@@ -305,13 +304,6 @@ def _svg(w: int, h: int, parts: list[str], label: str) -> str:
 
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _check_count(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 _CSS = """

@@ -1,4 +1,13 @@
-"""Top-N items per user by p(item | user) = theta . phi, exactly, in bounded memory.
+"""Top-k, exactly: the one home of "the k best of each row", ties to the lower index.
+
+- :func:`top_k`: the k best columns of each row of a dense score block (ranking metrics,
+  users' interests, topics' top items and labels, the report and the CLI tables).
+- :func:`top_n`: the top N items per user by p(item | user) = theta . phi, exactly, in
+  bounded memory (never the users x items score matrix).
+
+Both order by score, highest first, and equal scores by the lower item (column) index, so
+a ranking is a deterministic function of the scores and every top-k list is a prefix of
+the top-K list for K > k.
 
 How top-N stays fast in bounded memory: users are scored a chunk at a time (about
 ``SCORES_PER_CHUNK`` scores, never users x items at once) by one float32 BLAS product.
@@ -10,17 +19,61 @@ top N, as if every score had been computed in float64.
 """
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 
-from gibbslda.ranking import top_k
+from gibbslda import _validate
 
 SCORES_PER_CHUNK = 2 ** 23  # users per chunk = this // n_items: a 32 MB float32 block
 _GROUP = 64                 # items per screening group (at most)
 _TINY32 = 2.0 ** -60        # float32 inputs below this are flushed: no subnormal products
 _TINY64 = 2.0 ** -400
 _RESCORE_VALUES = 2 ** 21   # candidate x topic products rescored at a time (16 MB)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best items of each row of a dense score block, best first.
+
+    Ties go to the lower item index; ``-inf`` items are never returned (-1 instead).
+
+    Parameters
+    ----------
+    scores : float (n_rows, n_items), no NaN.
+    k : int >= 1.
+
+    Returns
+    -------
+    items : int64 (n_rows, k), -1 where a row has fewer than k finite-scored items.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D (users x items), got shape {scores.shape}")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN; give items that must not be recommended -inf")
+    n_rows, n_items = scores.shape
+    kk = min(int(k), n_items)
+    items = np.full((n_rows, int(k)), -1, dtype=np.int64)
+    if kk == 0 or n_rows == 0:
+        return items
+    if kk < n_items:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        threshold = np.take_along_axis(scores, part, axis=1).min(axis=1)[:, None]
+    else:
+        threshold = scores.min(axis=1)[:, None]
+    # Everything above the k-th best score is in; of the items tied with it, the
+    # lowest-indexed ones fill the remaining places.
+    above = scores > threshold
+    tied = scores == threshold
+    need = kk - above.sum(axis=1, dtype=np.int64)
+    chosen = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int64) <= need[:, None]))
+    best = np.nonzero(chosen)[1].reshape(n_rows, kk)  # ascending item index per row
+    values = np.take_along_axis(scores, best, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    best = np.take_along_axis(best, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    items[:, :kk] = np.where(values == -np.inf, -1, best)
+    return items
 
 
 def top_n(theta: np.ndarray, phi: np.ndarray, n: int = 20, *, exclude=None,
@@ -182,10 +235,7 @@ def _error_bound(n_topics: int, unit: float) -> float:
 
 
 def _check_count(name: str, value) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    _validate.check_int(name, value, minimum=1)
 
 
 def _chunk_size(chunk_size, n_items: int) -> int:
@@ -214,25 +264,9 @@ def _check_exclude(exclude, n_users: int, n_items: int):
     if not (isinstance(exclude, (tuple, list)) and len(exclude) in (2, 3)):
         raise TypeError(f"exclude must be a CSR pair (indptr, indices), got "
                         f"{type(exclude).__name__}")
-    indptr, indices = np.asarray(exclude[0]), np.asarray(exclude[1])
-    if indptr.shape != (n_users + 1,) or indices.ndim != 1:
-        raise ValueError(f"exclude: indptr must have n_users + 1 = {n_users + 1} entries "
-                         f"and indices be 1-D, got {indptr.shape} and {indices.shape}")
-    for array, part in ((indptr, "indptr"), (indices, "indices")):
-        if array.size and not np.issubdtype(array.dtype, np.integer):
-            raise TypeError(f"exclude: {part} must hold integers, got {array.dtype}")
-    if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
-        raise ValueError("exclude: indptr must start at 0, never decrease and end at "
-                         f"len(indices) = {indices.size}")
-    return indptr.astype(np.int64), _check_items(indices, n_items, "exclude: indices")
+    return _validate.as_csr(exclude[0], exclude[1], n_items=n_items, n_rows=n_users,
+                            prefix="exclude: ", ids_dtype=np.int64)
 
 
 def _check_items(items, n_items: int, name: str = "exclude_items") -> np.ndarray:
-    items = np.asarray(items).ravel()
-    if items.size and not np.issubdtype(items.dtype, np.integer):
-        raise TypeError(f"{name} must be item indices (integers), got {items.dtype}")
-    items = items.astype(np.int64)
-    if items.size and (items.min() < 0 or items.max() >= n_items):
-        raise ValueError(f"{name} must be item indices in [0, {n_items}), got "
-                         f"{items.min()}..{items.max()}")
-    return items
+    return _validate.as_ids(np.asarray(items).ravel(), name, upper=n_items, dtype=np.int64)

@@ -1,12 +1,21 @@
-"""A slow, obviously correct pure-Python collapsed Gibbs sampler for LDA.
+"""Slow, obviously correct pure-Python samplers for LDA, one per fast kernel.
 
-It consumes the same xoshiro256** stream as the numba kernels (reimplemented here in plain
-Python integers), visits tokens in the same order and computes each conditional with the
-same floating-point operations in the same order, so on the same input it must produce
-exactly the same topics and counts. Nothing here is fast or clever on purpose.
+They consume the same xoshiro256** streams as the numba kernels (reimplemented here in plain
+Python integers), visit tokens in the same order and compute each conditional with the same
+floating-point operations in the same order, so on the same input they must produce exactly
+the same topics and counts. Nothing here is fast or clever on purpose.
+
+- :class:`ReferenceLDA`: the dense, sparse (SparseLDA buckets) and Metropolis-Hastings
+  samplers, serial or on the sharded schedule (users x item blocks, one stream and one copy
+  of the topic totals per shard, merged after each round);
+- :func:`sweep_matrix`: the exact transition matrix of one such sweep over every assignment
+  of a tiny corpus (its stationary law is what a chain of that schedule samples);
+- :func:`log_joint`, :func:`fold_in`.
 """
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_right
 from math import lgamma
 
 MASK = (1 << 64) - 1
@@ -38,49 +47,206 @@ def _rotl(x: int, k: int) -> int:
     return ((x << k) | (x >> (64 - k))) & MASK
 
 
-class ReferenceLDA:
-    """Counts as lists of lists; docs are lists of item ids."""
+def shard_bounds(sizes, n_shards):
+    """Split units with these sizes into ``n_shards`` contiguous blocks of about equal total:
+    block p ends after the last unit whose running total is <= total * p / n_shards."""
+    total = sum(sizes)
+    running = list(itertools.accumulate(sizes))
+    inner = [sum(1 for c in running if c <= total * p / n_shards) for p in range(1, n_shards)]
+    return [0] + inner + [len(sizes)]
 
-    def __init__(self, docs, n_topics, n_items, alpha, beta, rng_state):
-        self.docs = [list(doc) for doc in docs]
+
+def layout(docs, n_items, n_shards):
+    """The sharded schedule's partition: ``(docs, doc_bounds, block)``, where each user's
+    items are stably reordered by item block, shard p owns users doc_bounds[p]:doc_bounds[p+1]
+    and item w lies in block ``block[w]`` (the last block whose bound is <= w)."""
+    freq = [0] * n_items
+    for doc in docs:
+        for w in doc:
+            freq[w] += 1
+    item_bounds = shard_bounds(freq, n_shards)
+    block = [max(b for b in range(n_shards) if item_bounds[b] <= w) for w in range(n_items)]
+    ordered = [sorted(doc, key=lambda w: block[w]) for doc in docs]  # sorted() is stable
+    return ordered, shard_bounds([len(doc) for doc in docs], n_shards), block
+
+
+class ReferenceLDA:
+    """Counts as lists of lists; docs are lists of item ids.
+
+    ``rng_state`` is one stream state (four ints) or one per shard; ``sampler`` is "dense",
+    "sparse" or "mh". With ``n_shards > 1`` each user's tokens are reordered by item block
+    (``self.docs``, ``self.z`` are in that order) and a sweep runs P rounds: in round r shard p
+    resamples its users' tokens of item block (p + r) mod P with stream p and its own copy of
+    the topic totals, and the copies' changes are added up when the round ends.
+    """
+
+    def __init__(self, docs, n_topics, n_items, alpha, beta, rng_state, *, sampler="dense",
+                 n_shards=1, mh_steps=2):
+        self.docs, self.doc_bounds, self.block = layout(docs, n_items, n_shards)
         self.K = n_topics
         self.V = n_items
         self.alpha = [float(a) for a in alpha]
         self.beta = float(beta)
-        self.rng = Xoshiro256(rng_state)
+        self.sampler, self.n_shards, self.mh_steps = sampler, n_shards, mh_steps
+        rows = rng_state if hasattr(rng_state[0], "__len__") else [rng_state]
+        self.rngs = [Xoshiro256(row) for row in rows]
+        self.rng = self.rngs[0]
         self.n_dk = [[0] * n_topics for _ in self.docs]
         self.n_wk = [[0] * n_topics for _ in range(n_items)]
         self.n_k = [0] * n_topics
         self.z = []
+        self.item_tokens = [[] for _ in range(n_items)]  # (d, i) of each item, corpus order
         for d, doc in enumerate(self.docs):
             topics = []
-            for w in doc:
+            for i, w in enumerate(doc):
                 k = min(int(self.rng.uniform() * self.K), self.K - 1)
                 topics.append(k)
-                self._add(d, w, k, +1)
+                self._add(d, w, k, +1, self.n_k)
+                self.item_tokens[w].append((d, i))
             self.z.append(topics)
 
-    def _add(self, d, w, k, delta):
+    def _add(self, d, w, k, delta, n_k):
         self.n_dk[d][k] += delta
         self.n_wk[w][k] += delta
-        self.n_k[k] += delta
+        n_k[k] += delta
 
-    def conditional(self, d, w):
+    def conditional(self, d, w, n_k=None):
         """Unnormalised p(z = k | rest) for every k, with the token already removed."""
+        n_k = self.n_k if n_k is None else n_k
         v_beta = self.V * self.beta
         return [(self.n_dk[d][k] + self.alpha[k]) * (self.n_wk[w][k] + self.beta)
-                / (self.n_k[k] + v_beta) for k in range(self.K)]
+                / (n_k[k] + v_beta) for k in range(self.K)]
 
     def sweep(self):
-        for d, doc in enumerate(self.docs):
-            for i, w in enumerate(doc):
-                self._add(d, w, self.z[d][i], -1)
-                k = _draw(self.conditional(d, w), self.rng.uniform())
+        P = self.n_shards
+        for r in range(P):
+            start = list(self.n_k)
+            copies = [list(start) for _ in range(P)]
+            for p in range(P):
+                cell = []
+                for d in range(self.doc_bounds[p], self.doc_bounds[p + 1]):
+                    tokens = [i for i, w in enumerate(self.docs[d])
+                              if self.block[w] == (p + r) % P]
+                    if tokens:
+                        cell.append((d, tokens))
+                getattr(self, f"_{self.sampler}_cell")(cell, copies[p], self.rngs[p])
+            self.n_k = [start[k] + sum(c[k] - start[k] for c in copies) for k in range(self.K)]
+
+    def _dense_cell(self, cell, n_k, rng):
+        for d, tokens in cell:
+            for i in tokens:
+                w = self.docs[d][i]
+                self._add(d, w, self.z[d][i], -1, n_k)
+                k = _draw(self.conditional(d, w, n_k), rng.uniform())
                 self.z[d][i] = k
-                self._add(d, w, k, +1)
+                self._add(d, w, k, +1, n_k)
+
+    def _sparse_cell(self, cell, n_k, rng):
+        """SparseLDA: p(k) split into smoothing, user and item buckets (see the kernel).
+
+        The bucket totals s and r are running sums updated per token, as in the kernel, so
+        the same rounding happens here. The item bucket walks the item's non-zero counts
+        largest first (ties: larger topic first), the order of MALLET's packed rows; the
+        user bucket walks the user's topics in first-seen order, a removed topic's slot
+        taken by the last one.
+        """
+        a, beta, K = self.alpha, self.beta, self.K
+        v_beta = self.V * beta
+        inv = [1.0 / (n_k[k] + v_beta) for k in range(K)]
+        s_sum = 0.0
+        for k in range(K):
+            s_sum += a[k] * beta * inv[k]
+        for d, tokens in cell:
+            n_dk = self.n_dk[d]
+            doc_topics = list(dict.fromkeys(self.z[d]))
+            r_sum = 0.0
+            for k in doc_topics:
+                r_sum += n_dk[k] * beta * inv[k]
+            for i in tokens:
+                w, k = self.docs[d][i], self.z[d][i]
+                s_sum -= a[k] * beta * inv[k]
+                r_sum -= n_dk[k] * beta * inv[k]
+                self._add(d, w, k, -1, n_k)
+                inv[k] = 1.0 / (n_k[k] + v_beta)
+                s_sum += a[k] * beta * inv[k]
+                r_sum += n_dk[k] * beta * inv[k]
+                if n_dk[k] == 0:
+                    doc_topics[doc_topics.index(k)] = doc_topics[-1]
+                    doc_topics.pop()
+                row = sorted(((c, t) for t, c in enumerate(self.n_wk[w]) if c > 0), reverse=True)
+                q_sum, q_terms = 0.0, []
+                for c, t in row:
+                    q_sum += c * ((a[t] + n_dk[t]) * inv[t])
+                    q_terms.append(q_sum)
+                u = rng.uniform() * (s_sum + r_sum + q_sum)
+                if u < q_sum:
+                    j = 0
+                    while j < len(row) - 1 and q_terms[j] <= u:
+                        j += 1
+                    k = row[j][1]
+                elif u < q_sum + r_sum and doc_topics:
+                    u -= q_sum
+                    for k in doc_topics:
+                        u -= n_dk[k] * beta * inv[k]
+                        if u < 0.0:
+                            break
+                else:
+                    u -= q_sum + r_sum
+                    k = 0
+                    while k < K - 1:
+                        u -= a[k] * beta * inv[k]
+                        if u < 0.0:
+                            break
+                        k += 1
+                s_sum -= a[k] * beta * inv[k]
+                r_sum -= n_dk[k] * beta * inv[k]
+                if n_dk[k] == 0:
+                    doc_topics.append(k)
+                self.z[d][i] = k
+                self._add(d, w, k, +1, n_k)
+                inv[k] = 1.0 / (n_k[k] + v_beta)
+                s_sum += a[k] * beta * inv[k]
+                r_sum += n_dk[k] * beta * inv[k]
+
+    def _mh_cell(self, cell, n_k, rng):
+        """Metropolis-Hastings with LightLDA's item and user proposals (see the kernel); a
+        proposal ``t`` is accepted when num >= den, else with probability num / den (one
+        uniform drawn only then)."""
+        a, beta, K = self.alpha, self.beta, self.K
+        v_beta, k_beta = self.V * beta, K * beta
+        a_cdf = list(itertools.accumulate(a))
+        for d, tokens in cell:
+            n_dk, n_d = self.n_dk[d], len(self.docs[d])
+            for i in tokens:
+                w, s = self.docs[d][i], self.z[d][i]
+                self._add(d, w, s, -1, n_k)
+                n_w, n_wk = len(self.item_tokens[w]), self.n_wk[w]
+                for _ in range(self.mh_steps):
+                    u = rng.uniform() * (n_w + k_beta)
+                    if u < n_w:  # the topic of one of the item's tokens (this one included)
+                        e, j = self.item_tokens[w][int(u)]
+                        t = self.z[e][j]
+                    else:
+                        t = min(int((u - n_w) / beta), K - 1)
+                    if t != s and _accept((n_dk[t] + a[t]) * (n_k[s] + v_beta),
+                                          (n_dk[s] + a[s]) * (n_k[t] + v_beta), rng):
+                        s = self.z[d][i] = t
+                    u = rng.uniform() * (n_d + a_cdf[-1])
+                    if u < n_d:  # the topic of one of the user's tokens (this one included)
+                        t = self.z[d][int(u)]
+                    else:
+                        t = min(bisect_right(a_cdf, u - n_d), K - 1)
+                    if t != s and _accept((n_wk[t] + beta) * (n_k[s] + v_beta),
+                                          (n_wk[s] + beta) * (n_k[t] + v_beta), rng):
+                        s = self.z[d][i] = t
+                self._add(d, w, s, +1, n_k)
 
     def log_joint(self):
         return log_joint(self.n_dk, self.n_wk, self.n_k, self.alpha, self.beta)
+
+
+def _accept(num, den, rng):
+    return num >= den or rng.uniform() * den < num
 
 
 def _draw(weights, u):
@@ -94,6 +260,110 @@ def _draw(weights, u):
         if c > target:
             return k
     return len(cum) - 1
+
+
+def sweep_matrix(docs, n_topics, n_items, alpha, beta, *, sampler="dense", n_shards=1,
+                 mh_steps=2):
+    """The exact law of one :meth:`ReferenceLDA.sweep`: a K**N x K**N row-stochastic matrix
+    (nested lists) whose entry [a][b] is p(z after = b | z before = a), assignments indexed
+    in base K over the tokens of ``layout(docs, ...)[0]`` in order (token 0 most significant).
+
+    Within a round the shards are independent given the round's start: shard p reads and
+    writes only its users' and its item block's topics, and its copy of the topic totals
+    equals the start's totals plus its own changes, which are the totals of its own partial
+    assignment. So each shard's cell is enumerated alone, token by token, and the shards'
+    outcomes are multiplied. Per token: the Gibbs conditional (dense, sparse), or
+    ``mh_steps`` cycles of the item then the user Metropolis-Hastings kernel (mh).
+    """
+    K, P = n_topics, n_shards
+    docs, doc_bounds, block = layout(docs, n_items, n_shards)
+    law = _TokenLaw(docs, K, n_items, [float(a) for a in alpha], float(beta), sampler, mh_steps)
+    states = list(itertools.product(range(K), repeat=len(law.words)))
+    index = {z: s for s, z in enumerate(states)}
+    matrix = None
+    for r in range(P):
+        cells = [[j for j, (d, w) in enumerate(zip(law.user, law.words))
+                  if doc_bounds[p] <= d < doc_bounds[p + 1] and block[w] == (p + r) % P]
+                 for p in range(P)]
+        step = [[0.0] * len(states) for _ in states]
+        for z0 in states:
+            joint = {z0: 1.0}
+            for cell in cells:
+                outcomes = law.cell(z0, cell)
+                joint = {_merge(z, x, cell): pz * px for z, pz in joint.items()
+                         for x, px in outcomes.items()}
+            for z, pz in joint.items():
+                step[index[z0]][index[z]] += pz
+        matrix = step if matrix is None else _matmul(matrix, step)
+    return matrix
+
+
+def _merge(z, x, cell):
+    z = list(z)
+    for j in cell:
+        z[j] = x[j]
+    return tuple(z)
+
+
+def _matmul(a, b):
+    cols = list(zip(*b))
+    return [[sum(x * y for x, y in zip(row, col)) for col in cols] for row in a]
+
+
+class _TokenLaw:
+    """p(token j's new topic | the current assignment z) for one sampler, by enumeration."""
+
+    def __init__(self, docs, K, V, alpha, beta, sampler, mh_steps):
+        self.words = [w for doc in docs for w in doc]
+        self.user = [d for d, doc in enumerate(docs) for _ in doc]
+        self.K, self.V, self.alpha, self.beta = K, V, alpha, beta
+        self.sampler, self.mh_steps = sampler, mh_steps
+
+    def cell(self, z0, cell):
+        """Distribution of the assignment after the cell's tokens are resampled in order."""
+        dist = {z0: 1.0}
+        for j in cell:
+            new = {}
+            for z, pz in dist.items():
+                for k, q in enumerate(self.token(z, j)):
+                    if q > 0.0:
+                        z2 = z[:j] + (k,) + z[j + 1:]
+                        new[z2] = new.get(z2, 0.0) + pz * q
+            dist = new
+        return dist
+
+    def token(self, z, j):
+        K, a, beta = self.K, self.alpha, self.beta
+        d, w = self.user[j], self.words[j]
+        ndk, nwk, nk = [0] * K, [0] * K, [0] * K
+        for i, k in enumerate(z):
+            if i != j:
+                nk[k] += 1
+                ndk[k] += self.user[i] == d
+                nwk[k] += self.words[i] == w
+        v_beta = self.V * beta
+        if self.sampler != "mh":
+            weights = [(ndk[k] + a[k]) * (nwk[k] + beta) / (nk[k] + v_beta) for k in range(K)]
+            return [x / sum(weights) for x in weights]
+        n_w, n_d = sum(nwk) + 1, sum(ndk) + 1  # token j's item and user, j included
+
+        def kernel(propose, ratio):  # an MH step: propose t, accept w.p. min(1, ratio(s, t))
+            rows = [[propose(t) * min(1.0, ratio(s, t)) if t != s else 0.0 for t in range(K)]
+                    for s in range(K)]
+            for s in range(K):
+                rows[s][s] = 1.0 - sum(rows[s])
+            return rows
+
+        item = kernel(lambda t: (nwk[t] + beta) / (n_w + K * beta),
+                      lambda s, t: (ndk[t] + a[t]) * (nk[s] + v_beta)
+                      / ((ndk[s] + a[s]) * (nk[t] + v_beta)))
+        user = kernel(lambda t: (ndk[t] + a[t]) / (n_d + sum(a)),
+                      lambda s, t: (nwk[t] + beta) * (nk[s] + v_beta)
+                      / ((nwk[s] + beta) * (nk[t] + v_beta)))
+        row = [float(k == z[j]) for k in range(K)]
+        for _ in range(self.mh_steps):
+            row = _matmul(_matmul([row], item), user)[0]
+        return row
 
 
 def log_joint(n_dk, n_wk, n_k, alpha, beta):
@@ -135,3 +405,15 @@ def fold_in(docs, phi, alpha, n_iter, burn_in, rng_state):
                     theta[t] += (counts[t] + alpha[t]) / (len(doc) + a_sum)
         thetas.append([t / (n_iter - burn_in) for t in theta])
     return thetas
+
+
+def top_k(scores, k):
+    """Reference top-k: each row's items by a stable argsort of the negated scores (ties
+    to the lower item index), ``-inf`` items left out, padded with -1 to k."""
+    import numpy as np
+
+    out = np.full((len(scores), k), -1, dtype=np.int64)
+    for r, row in enumerate(np.asarray(scores, dtype=np.float64)):
+        best = [w for w in np.argsort(-row, kind="stable") if row[w] != -np.inf][:k]
+        out[r, :len(best)] = best
+    return out

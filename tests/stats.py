@@ -56,3 +56,13 @@ def state_index(z: np.ndarray, n_topics: int) -> int:
     for k in z:
         index = index * n_topics + int(k)
     return index
+
+
+def stationary(matrix) -> np.ndarray:
+    """The stationary law pi = pi M of a row-stochastic matrix (irreducible, so unique)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    system = m.T - np.eye(m.shape[0])
+    system[-1] = 1.0  # replace one redundant balance equation by sum(pi) = 1
+    rhs = np.zeros(m.shape[0])
+    rhs[-1] = 1.0
+    return np.linalg.solve(system, rhs)

@@ -2,6 +2,8 @@
 checkpoints, resume and the training lock with real processes."""
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gibbslda import LDA
+from gibbslda.cli import train as train_command
 from gibbslda.cli.main import app
 from gibbslda.synthetic import planted_corpus
 from tests.test_cli import ENV, _run_main
@@ -189,7 +192,7 @@ def test_ctrl_c_checkpoints_and_resume_equals_an_uninterrupted_run(slow_prepared
     assert "interrupted after sweep" in stderr and "--resume" in stderr
     stopped = LDA.load(out)
     assert 5 <= stopped.n_iter_ < 300
-    assert not out.with_name(out.name + ".lock").exists()
+    assert _lock_is_free(out.with_name(out.name + ".lock"))
     resumed = _run_main("train", "-o", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     whole = _run_main(*_train(slow_prepared, tmp_path / "whole"))
@@ -200,18 +203,142 @@ def test_ctrl_c_checkpoints_and_resume_equals_an_uninterrupted_run(slow_prepared
         LDA.load(tmp_path / "whole").loglik_["iteration"].tolist()
 
 
-def test_a_second_training_into_the_same_folder_is_refused(slow_prepared, tmp_path):
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_a_second_ctrl_c_stops_at_once_mid_sweep(slow_prepared, tmp_path):
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if v is not None}
+    out = tmp_path / "model"
+    # 5000 dense topics: a sweep takes seconds, so the second Ctrl-C comes inside one
+    argv = ["train", str(slow_prepared), "-o", str(out), "-k", "5000", "--sampler", "dense",
+            "--iterations", "3", "--checkpoint-every", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "gibbslda.cli.main", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "model.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # sweep 1 is written: sweep 2 runs
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == (
+        f"gibbslda: stopped at once; {out} holds the last checkpoint (sweep 1), intact; "
+        f"resume with: gibbslda train -o {out} --resume")
+    checkpoint = LDA.load(out)
+    assert checkpoint.n_iter_ == 1
+    # it did not wait for the running sweep to end (one sweep took checkpoint.seconds_)
+    assert took < checkpoint.seconds_ / 2, (took, checkpoint.seconds_)
+    assert _lock_is_free(out.with_name("model.lock"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+def test_ctrl_c_stops_a_dask_training_after_its_round(prepared, tmp_path):
+    pytest.importorskip("distributed")
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if v is not None}
+    out = tmp_path / "model"
+    argv = ["train", str(prepared), "-o", str(out), "-k", str(N_TOPICS), "--seed", "2",
+            "--dask", "local:2", "--checkpoint-every", "1", "--threads", "2"]
+    # a new session: Ctrl-C in a terminal reaches the whole process group, workers too
+    proc = subprocess.Popen([sys.executable, "-m", "gibbslda.cli.main", *argv,
+                             "--iterations", "100000"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "model.rounds.npz").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # a round checkpoint is written: rounds run
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert stderr.startswith("gibbslda: --threads 2 has no effect with --dask")
+    assert "Traceback" not in stderr  # the workers ignored Ctrl-C: the driver stopped them
+    assert re.search(r"interrupted after sweep \d+ of 100000; round checkpoint written "
+                     r".*run the same command again with --resume", stderr), stderr
+    stopped = LDA.load(out)
+    assert 1 <= stopped.n_iter_ < 100000
+    assert _lock_is_free(tmp_path / "model.lock")
+    more = stopped.n_iter_ + 2
+    resumed = _run_main(*argv, "--iterations", str(more), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert LDA.load(out).n_iter_ == more
+
+
+def _lock_is_free(lock) -> bool:
+    """Whether no process holds the OS lock on the file ``lock`` (which stays)."""
+    import fcntl
+
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _refused(out) -> str:
+    """The one-line refusal of a training into ``out`` while another holds the lock."""
+    return (rf"gibbslda: error: another training( \(pid \d+\))? is writing "
+            rf"{re.escape(str(out))}: it holds the lock "
+            rf"{re.escape(str(out.with_name(out.name + '.lock')))}; wait for it to finish\n")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_the_lock_is_the_os_lock_not_the_pid_in_its_file(slow_prepared, tmp_path):
+    import fcntl
+
     out = tmp_path / "model"
     lock = out.with_name("model.lock")
-    lock.write_text(str(os.getpid()))  # a live owner: this test process
-    proc = _run_main(*_train(slow_prepared, out))
-    assert proc.returncode == 1
-    assert proc.stderr.startswith(f"gibbslda: error: another training (pid {os.getpid()})")
-    assert not out.exists() and lock.read_text() == str(os.getpid())
-    lock.write_text("999999999")  # an owner that no longer exists: taken over
-    proc = _run_main(*_train(slow_prepared, out)[:-4], "--iterations", "3")
-    assert proc.returncode == 0, proc.stderr
-    assert not lock.exists()
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, before its pid is written
+    try:
+        proc = _run_main(*_train(slow_prepared, out))
+        assert proc.returncode == 1 and re.fullmatch(_refused(out), proc.stderr), proc.stderr
+        assert "(pid" not in proc.stderr and not out.exists()
+        os.write(fd, str(os.getpid()).encode())
+        proc = _run_main(*_train(slow_prepared, out))
+        assert proc.stderr.startswith(f"gibbslda: error: another training (pid {os.getpid()})")
+    finally:
+        os.close(fd)  # released
+    # a lock file left by a run that is gone is taken over, whether its pid is dead or
+    # reused by a live process (this one); it stays, emptied
+    for owner in ("999999999", str(os.getpid())):
+        lock.write_text(owner)
+        proc = _run_main(*_train(slow_prepared, out)[:-4], "--iterations", "3")
+        assert proc.returncode == 0, proc.stderr
+        assert lock.read_text() == "" and _lock_is_free(lock)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_two_trainings_started_together_into_one_folder(slow_prepared, tmp_path):
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if v is not None}
+    out = tmp_path / "model"
+    argv = [sys.executable, "-m", "gibbslda.cli.main", *_train(slow_prepared, out)]
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    try:
+        ends = [(proc.pid, *proc.communicate(timeout=300), proc.returncode)
+                for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert sorted(end[3] for end in ends) == [0, 1], ends
+    (winner, *_), = [end for end in ends if end[3] == 0]
+    (_, _, stderr, _), = [end for end in ends if end[3] == 1]
+    assert re.fullmatch(_refused(out), stderr), stderr
+    assert f"(pid {winner})" in stderr or "(pid" not in stderr
+    assert LDA.load(out).n_iter_ == 300
 
 
 def test_select_k_table(runner, prepared):
@@ -307,3 +434,68 @@ def test_train_on_a_local_dask_cluster(prepared, tmp_path):
     assert model.n_iter_ == 6 and model.n_shards == 2  # two partitions, one per worker
     assert (out.parent / "dask-model.rounds.npz").exists()
     assert (out / "labels.parquet").exists()
+
+
+def test_threads_without_shards_say_they_do_nothing(runner, prepared, tmp_path):
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["train", str(prepared), "-o", str(out), "-k", "3", "-n", "2",
+                                 "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("gibbslda: --threads 2 has no effect with one shard: add "
+                             "--shards 2 (or more) to sample in parallel; shards change the "
+                             "model, threads never do\n")
+    resumed = runner.invoke(app, ["train", "-o", str(out), "--resume", "-n", "3",
+                                  "--threads", "4"])
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stderr == (f"gibbslda: --threads 4 has no effect with one shard: {out} "
+                              "was trained with one, and shards are fixed when a training "
+                              "starts; shards change the model, threads never do\n")
+    sharded = runner.invoke(app, ["train", str(prepared), "-o", str(tmp_path / "sharded"),
+                                  "-k", "3", "-n", "2", "--shards", "2", "--threads", "2"])
+    assert sharded.exit_code == 0 and sharded.stderr == ""
+    assert LDA.load(tmp_path / "sharded").n_shards == 2
+
+
+def test_docs_show_threads_only_with_shards():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    commands = [line for line in [*readme.splitlines(), train_command.EXAMPLE]
+                if "gibbslda train" in line and "--threads" in line]
+    assert commands and all("--shards" in line for line in commands), commands
+    help_text = CliRunner(env=ENV).invoke(app, ["train", "--help"]).stdout
+    assert "Used only with --shards 2 or more" in " ".join(help_text.split())
+
+
+# the options that fix the chain, a value other than the saved model's, and the saved one
+CHANGED_OPTIONS = [("-k", "--topics", "5", "4"), ("--sampler", "--sampler", "dense", "auto"),
+                   ("--shards", "--shards", "2", "1"), ("--seed", "--seed", "2", "1"),
+                   ("--alpha", "--alpha", "0.1", "auto"), ("--beta", "--beta", "0.5", "0.01")]
+
+
+@pytest.mark.parametrize("option, name, value, saved", CHANGED_OPTIONS)
+def test_resume_refuses_an_option_that_changes_the_chain(runner, model, tmp_path, option,
+                                                         name, value, saved):
+    out = tmp_path / "model"
+    shutil.copytree(model, out)
+    result = runner.invoke(app, ["train", "-o", str(out), "--resume", "-n", "32", option,
+                                 value])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    assert str(result.exception) == (
+        f"{name} {value} differs from the {saved} that {out} was trained with, and --resume "
+        f"continues that training: drop {name}, or train a new model into another folder")
+    assert LDA.load(out).n_iter_ == 30  # untouched
+
+
+def test_resume_takes_the_saved_settings_given_again(model, tmp_path):
+    out = tmp_path / "model"
+    shutil.copytree(model, out)
+    same = [arg for option, name, value, saved in CHANGED_OPTIONS for arg in (name, saved)]
+    proc = _run_main("train", "-o", str(out), "--resume", "-n", "31", *same)
+    assert proc.returncode == 0, proc.stderr
+    assert LDA.load(out).n_iter_ == 31
+    proc = _run_main("train", "-o", str(out), "--resume", "--shards", "3")
+    assert proc.returncode == 1 and proc.stderr == (
+        f"gibbslda: error: --shards 3 differs from the 1 that {out} was trained with, and "
+        "--resume continues that training: drop --shards, or train a new model into "
+        "another folder\n")

@@ -193,6 +193,21 @@ def test_lost_worker_is_reported_and_training_resumes(one_worker, planted, tmp_p
                                                                resume=True)
 
 
+def test_callback_false_stops_after_the_round_and_resume_continues(two_workers, planted,
+                                                                   tmp_path):
+    settings = dict(random_state=6, sampler="dense", n_partitions=2, n_iter=6)
+    est = DistributedLDA(5, checkpoint=tmp_path / "run.npz", checkpoint_every=3, **settings)
+    stopped = est.fit(planted.corpus, two_workers, callback=lambda info: info.round < 2)
+    # round 2 neither gathered the chain nor wrote a checkpoint on its own schedule
+    assert stopped.rounds_["round"].tolist() == [1, 2] and stopped.model_.n_iter_ == 2
+    sampler.check_state(stopped.model_.state_)
+    resumed = est.fit(planted.corpus, two_workers, resume=True)
+    assert resumed.rounds_["round"].tolist() == list(range(1, 7))
+    whole = DistributedLDA(5, **settings).fit(planted.corpus, two_workers)
+    np.testing.assert_array_equal(resumed.model_.z_, whole.model_.z_)
+    np.testing.assert_array_equal(resumed.model_.rng_state_, whole.model_.rng_state_)
+
+
 def test_no_checkpoint_message():
     from gibbslda.distributed import _Run
 

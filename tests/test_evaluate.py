@@ -116,3 +116,9 @@ def test_select_k_fixes_the_split_and_tabulates(planted):
 def test_left_to_right_refuses_a_bad_stream():
     with pytest.raises(ValueError, match="C-contiguous uint64"):
         sampler.left_to_right([0, 1], [0], np.ones((1, 1)), 0.1, rng=np.zeros(4))
+
+
+@pytest.mark.parametrize("ks,error", [([2, 2.5], TypeError), ([2, 0], ValueError)])
+def test_select_k_checks_every_k_before_fitting(planted, ks, error):
+    with pytest.raises(error, match=r"ks\[1\] must be"):
+        select_k(planted.corpus, ks, n_iter=1)

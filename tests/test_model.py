@@ -111,6 +111,51 @@ def test_resume_more_iterations_continues_the_chain(planted):
     assert part.n_iter_ == 12
 
 
+# a setting the chain is built with, a new value, and both as the message shows them
+CHANGED_SETTINGS = [("n_topics", 6, "6", "5"), ("sampler", "sparse", "'sparse'", "'dense'"),
+                    ("n_shards", 2, "2", "1"), ("mh_steps", 3, "3", "2"),
+                    ("alpha", 0.2, "0.2", "0.1"), ("alpha", "auto", "'auto'", "0.1"),
+                    ("beta", 0.02, "0.02", "0.01"), ("beta", "auto", "'auto'", "0.01"),
+                    ("random_state", 4, "4", "3")]
+
+
+@pytest.mark.parametrize("how", ["fitted", "loaded"])
+@pytest.mark.parametrize("name, value, shown, fitted", CHANGED_SETTINGS)
+def test_a_changed_setting_is_refused_by_resume_and_save(planted, tmp_path, how, name,
+                                                         value, shown, fitted):
+    model = LDA(5, n_iter=3, random_state=3, sampler="dense").fit(planted.corpus)
+    if how == "loaded":
+        model.save(tmp_path / "m")
+        model = LDA.load(tmp_path / "m")
+    z = model.z_.copy()
+    before = getattr(model, name)
+    setattr(model, name, value)
+    message = (f"^{name} is {shown} but this model was fitted with {fitted}; a fitted chain "
+               f"keeps the settings it was built with: refit with fit\\(\\), or set {name} "
+               f"back to {fitted}$")
+    with pytest.raises(ValueError, match=message):
+        model.resume(2)
+    assert model.n_iter_ == 3
+    np.testing.assert_array_equal(model.z_, z)
+    with pytest.raises(ValueError, match=message):  # it would write a folder load refuses
+        model.save(tmp_path / "changed")
+    assert not (tmp_path / "changed").exists()
+    setattr(model, name, before)
+    assert model.resume(2).n_iter_ == 5
+
+
+def test_resume_takes_changed_run_settings_and_the_same_chain(planted, tmp_path):
+    whole = LDA(5, n_iter=8, random_state=3, sampler="dense").fit(planted.corpus)
+    model = LDA(5, n_iter=3, random_state=3, sampler="dense").fit(planted.corpus)
+    model.n_iter, model.n_jobs, model.eval_every = 8, 1, 2  # how long and how: free
+    model.sampler = "auto"  # picks "dense" at 5 topics: the same chain
+    model.alpha = np.full(5, 0.1)  # the same prior, per topic
+    model.resume()
+    np.testing.assert_array_equal(model.z_, whole.z_)
+    model.save(tmp_path / "m")
+    assert LDA.load(tmp_path / "m").resume(1).n_iter_ == 9
+
+
 def test_unfitted_model_raises():
     model = LDA(3)
     for name in ("topic_word_", "doc_topic_", "n_dk_", "loglik_", "rng_state_"):

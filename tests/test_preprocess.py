@@ -508,6 +508,22 @@ def test_labels_from_a_column_and_a_table():
     assert dict(p.words.select("word_id", "label").iter_rows()) == {"a": None, "b": "Bowl"}
 
 
+def test_categories_label_items_that_have_no_label():
+    frame = pl.DataFrame({"user_id": [1, 2, 3, 1, 2], "item_id": ["a", "a", "a", "b", "c"],
+                          "cat": [7, 7, 8, 9, None], "title": [None, None, None, None, "Cup"]})
+    p = prepare(frame, category="cat")  # words are items: the most frequent category
+    assert dict(p.words.select("word_id", "label").iter_rows()) == {"a": "7", "b": "9",
+                                                                     "c": None}
+    p = prepare(frame, category="cat", labels="title")  # a label comes first
+    assert dict(p.words.select("word_id", "label").iter_rows())["c"] == "Cup"
+    table = pd.DataFrame({"item": ["a", "c"], "category": ["mugs", "cups"]})
+    p = prepare(frame, category=table, labels=pl.DataFrame({"id": ["a"], "name": ["Mug"]}))
+    assert dict(p.words.select("word_id", "label").iter_rows()) == {"a": "Mug", "b": None,
+                                                                     "c": "cups"}
+    words = prepare(frame, category="cat", word="category").words  # categories: no labels
+    assert words.get_column("label").null_count() == words.height
+
+
 # -- prepared folders and corpora ---------------------------------------------------------
 
 def test_write_read_round_trip(tmp_path):

@@ -4,11 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from gibbslda import Corpus
+from gibbslda import Corpus, topn
 from gibbslda._kernels.neighbours import cooccurrence, cosine_neighbours, sparse_product
 from gibbslda.baselines import EASE, ItemKNN, Popularity
 from gibbslda.errors import NotFittedError
 from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics, top_k
+from tests.reference import top_k as reference_top_k
 
 NAN = float("nan")
 
@@ -134,6 +135,18 @@ def test_top_k_lists_are_prefixes_and_shuffle_invariant():
     # the same scores under relabelled items give the relabelled ranking's scores
     np.testing.assert_array_equal(np.take_along_axis(scores[:, perm], top_k(scores[:, perm], 40),
                                                      axis=1), -np.sort(-scores, axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_topn_top_k_matches_the_argsort_reference(dtype):
+    """gibbslda.topn.top_k, the one top-k, on many ties, -inf entries and every k."""
+    rng = np.random.default_rng(11)
+    scores = rng.integers(-2, 3, size=(25, 12)).astype(dtype)  # 5 values: ties everywhere
+    if dtype != np.int64:
+        scores[rng.random(scores.shape) < 0.2] = -np.inf  # never returned
+        scores[0] = -np.inf  # a row with nothing to return
+    for k in (1, 2, 5, 11, 12, 15):
+        np.testing.assert_array_equal(topn.top_k(scores, k), reference_top_k(scores, k))
 
 
 def test_users_without_heldout_items_are_nan_and_left_out():
@@ -368,7 +381,7 @@ GOOD = (np.ones((2, 3)), csr([[0], []]), csr([[1], [2]]))
     ((GOOD[0], GOOD[1], (np.array([0, 1, 2]), np.array([0.5, 1.0]))), {}, TypeError,
      r"heldout: indices must hold integers"),
     ((GOOD[0], GOOD[1], (np.array([0, 1, 2]), np.array([-1, 1]))), {}, ValueError,
-     r"heldout: item indices must be >= 0"),
+     r"heldout: indices must be >= 0"),
     ((GOOD[0], {"indptr": 1}, GOOD[2]), {}, TypeError, r"train must be a CSR pair"),
     (GOOD, {"item_popularity": np.zeros(3)}, ValueError, r"item_popularity must be shares"),
     (GOOD, {"item_popularity": np.ones(2)}, ValueError,

@@ -5,6 +5,7 @@ import pytest
 from gibbslda import _kernels, _rng, sampler
 from tests import reference
 from tests.conftest import csr_from_docs
+from tests.stats import exact_posterior
 
 CORPORA = {
     "tiny": ([[0, 1, 0], [1, 2], [2, 2, 3, 0], [3]], 4),
@@ -82,3 +83,55 @@ def test_log_joint_is_exact_on_hand_counts():
         value = _kernels.log_joint(np.array([0, 2], dtype=np.int64), z, counts,
                                    np.int64(shift), np.int64(2), n_k, np.ones(2), 1.0)
         assert value == pytest.approx(np.log(1 / 9), rel=1e-12)
+
+
+# The packed rows' two edges: "random" has items of frequency above K = 3 (a row holds all K
+# topics) and below K = 7 (a row is full at its frequency).
+@pytest.mark.parametrize("name", ["tiny", "random"])
+@pytest.mark.parametrize("n_topics,alpha,beta", [(3, [0.05, 0.5, 2.0], 0.01), (7, 0.1, 1.0)])
+@pytest.mark.parametrize("n_shards", [1, 2, 3])
+@pytest.mark.parametrize("sampler_name", ["dense", "sparse", "mh"])
+def test_every_sampler_and_schedule_equals_reference(sampler_name, n_shards, name, n_topics,
+                                                     alpha, beta):
+    """Each sampler, serial or sharded, against the reference of the same schedule: the
+    reordered tokens, every topic, every count and every stream state, bit for bit."""
+    docs, n_items = CORPORA[name]
+    indptr, words = csr_from_docs(docs)
+    alpha = sampler.as_alpha(alpha, n_topics)
+    rng = _rng.seed_streams(7, 0, n_shards)
+    ref = reference.ReferenceLDA(docs, n_topics, n_items, alpha, beta, rng.copy(),
+                                 sampler=sampler_name, n_shards=n_shards, mh_steps=3)
+    state = sampler.init_state(indptr, words, n_topics, n_items, alpha=alpha, beta=beta,
+                               rng=rng.copy(), sampler=sampler_name, n_shards=n_shards,
+                               mh_steps=3)
+    assert state.words.tolist() == [w for doc in ref.docs for w in doc]
+    for step in range(12):
+        assert state.z.tolist() == [k for topics in ref.z for k in topics], f"sweep {step}"
+        assert state.item_topic_counts().tolist() == ref.n_wk
+        assert state.n_k.tolist() == ref.n_k
+        sampler.sweep(state)
+        ref.sweep()
+    assert state.rng.tolist() == [stream.s for stream in ref.rngs]
+
+
+def test_reference_partition_and_laws():
+    """The reference's own pieces on hand-worked cases.
+
+    Partition: users of lengths 2, 2, 3 and 3 shards: targets 7/3 and 14/3, so the running
+    totals 2, 4, 7 put one user in each block. A sweep's exact law with one
+    shard leaves the enumerated posterior invariant for every sampler (detailed balance of
+    Gibbs and MH), and with two shards it is still a stochastic matrix.
+    """
+    assert reference.shard_bounds([2, 2, 3], 3) == [0, 1, 2, 3]
+    assert reference.shard_bounds([1, 0, 5], 2) == [0, 2, 3]  # running 1, 1, 6 against 3
+    docs, block = reference.layout([[2, 0, 1]], 3, 2)[::2]
+    assert block == [0, 1, 1] and docs == [[0, 2, 1]]  # frequencies 1, 1, 1: target 1.5
+    # frequencies 2, 0, 1: bounds 0, 0, 3, so block 0 is empty and every item is in block 1
+    assert reference.layout([[0, 2, 0]], 3, 2)[2] == [1, 1, 1]
+    docs, alpha, beta = [[0, 1, 0], [1, 2]], [0.2, 0.6, 1.5], 0.3
+    posterior = exact_posterior(docs, 3, 3, alpha, beta)
+    for name in ("dense", "mh"):
+        law = np.array(reference.sweep_matrix(docs, 3, 3, alpha, beta, sampler=name))
+        np.testing.assert_allclose(posterior @ law, posterior, atol=1e-12)
+    law = np.array(reference.sweep_matrix(docs, 3, 3, alpha, beta, n_shards=2))
+    np.testing.assert_allclose(law.sum(1), 1.0, atol=1e-12)

@@ -142,7 +142,7 @@ def test_write_report_is_atomic(plain_model, tmp_path, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", fail)
+    monkeypatch.setattr("os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_report(plain_model, path)
     assert path.read_text() == "old"

@@ -311,21 +311,26 @@ def sparse_cell(tok, wc, n_items, n_k, alpha, beta, rng, d0, d1, b):
     entries; no V x K matrix exists (``n_items`` is V). The user's non-zero topics are
     rebuilt from ``z`` per user. ``inv[k] = 1 / (n_k + V beta)`` is kept per topic, so a
     token costs two divisions whatever its buckets.
+
+    The helpers share ``work = (n_dk, doc_topics, inv, coef, q_terms)`` (the user's counts
+    and non-zero topics, inv, ``coef[k] = (alpha_k + n_dk) inv[k]`` and the item bucket's
+    running sums), ``prior = (alpha, beta, V beta)`` and ``sums = (s, r, len(doc_topics))``.
+    The helpers called per token are straight-line or one loop: arrays unpacked inside a
+    branchy helper leave increfs in the token loop that numba's reference-count pruning
+    cannot remove, and the sweep slows down.
     """
-    indptr, cell_ptr, words, z = tok
-    wc_ptr, wc_val, wc_len = wc
+    indptr, cell_ptr, _, z = tok
     n_topics = n_k.shape[0]
     bits = 1
     while (1 << bits) < n_topics:
         bits += 1
-    mask = (1 << bits) - 1
-    unit = 1 << bits
     v_beta = n_items * beta
+    prior = (alpha, beta, v_beta)
     n_dk = np.zeros(n_topics, dtype=np.int32)
     doc_topics = np.empty(n_topics, dtype=np.int32)
     inv = np.empty(n_topics)
-    coef = np.empty(n_topics)  # (alpha_k + n_dk) / (n_k + V beta)
-    q_terms = np.empty(n_topics)
+    coef = np.empty(n_topics)
+    work = (n_dk, doc_topics, inv, coef, np.empty(n_topics))
     s_sum = 0.0
     for k in range(n_topics):
         inv[k] = 1.0 / (n_k[k] + v_beta)
@@ -334,93 +339,132 @@ def sparse_cell(tok, wc, n_items, n_k, alpha, beta, rng, d0, d1, b):
     for d in range(d0, d1):
         if cell_ptr[d, b] == cell_ptr[d, b + 1]:
             continue
-        n_doc_topics = 0
-        for i in range(indptr[d], indptr[d + 1]):
-            k = z[i]
-            if n_dk[k] == 0:
-                doc_topics[n_doc_topics] = k
-                n_doc_topics += 1
-            n_dk[k] += 1
-        r_sum = 0.0
-        for j in range(n_doc_topics):
-            k = doc_topics[j]
-            r_sum += n_dk[k] * beta * inv[k]
-            coef[k] = (alpha[k] + n_dk[k]) * inv[k]
-        for i in range(cell_ptr[d, b], cell_ptr[d, b + 1]):
-            w = words[i]
-            k = z[i]
-            start = wc_ptr[w]
-            s_sum -= alpha[k] * beta * inv[k]
-            r_sum -= n_dk[k] * beta * inv[k]
-            n_dk[k] -= 1
-            n_k[k] -= 1
-            wc_len[w] = _row_add(wc_val, start, wc_len[w],
-                                 _row_find(wc_val, start, wc_len[w], k, mask), k, -1, unit)
-            inv[k] = 1.0 / (n_k[k] + v_beta)
-            s_sum += alpha[k] * beta * inv[k]
-            r_sum += n_dk[k] * beta * inv[k]
-            coef[k] = (alpha[k] + n_dk[k]) * inv[k]
-            if n_dk[k] == 0:
-                j = 0
-                while doc_topics[j] != k:
-                    j += 1
-                n_doc_topics -= 1
-                doc_topics[j] = doc_topics[n_doc_topics]
-            length = wc_len[w]
-            q_sum = 0.0
-            for j in range(length):
-                v = wc_val[start + j]
-                q_sum += (v >> bits) * coef[v & mask]
-                q_terms[j] = q_sum
-            u = uniform(rng) * (s_sum + r_sum + q_sum)
-            if u < q_sum:
-                j = 0
-                while j < length - 1 and q_terms[j] <= u:
-                    j += 1
-                k = wc_val[start + j] & mask
-                pos = start + j
-            else:
-                if u < q_sum + r_sum and n_doc_topics > 0:
-                    u -= q_sum
-                    j = 0
-                    k = doc_topics[0]
-                    while j < n_doc_topics:
-                        k = doc_topics[j]
-                        u -= n_dk[k] * beta * inv[k]
-                        if u < 0.0:
-                            break
-                        j += 1
-                else:
-                    u -= q_sum + r_sum
-                    k = 0
-                    while k < n_topics - 1:
-                        u -= alpha[k] * beta * inv[k]
-                        if u < 0.0:
-                            break
-                        k += 1
-                pos = _row_find(wc_val, start, length, k, mask)
-            s_sum -= alpha[k] * beta * inv[k]
-            r_sum -= n_dk[k] * beta * inv[k]
-            if n_dk[k] == 0:
-                doc_topics[n_doc_topics] = k
-                n_doc_topics += 1
-            z[i] = k
-            n_dk[k] += 1
-            n_k[k] += 1
-            wc_len[w] = _row_add(wc_val, start, length, pos, k, 1, unit)
-            inv[k] = 1.0 / (n_k[k] + v_beta)
-            s_sum += alpha[k] * beta * inv[k]
-            r_sum += n_dk[k] * beta * inv[k]
-            coef[k] = (alpha[k] + n_dk[k]) * inv[k]
-        for j in range(n_doc_topics):
+        sums = _sparse_user(z[indptr[d]:indptr[d + 1]], work, prior, s_sum)
+        sums = _sparse_tokens(tok, wc, n_k, work, prior, bits, rng, d, b, sums)
+        s_sum = sums[0]
+        for j in range(sums[2]):  # clear the user's topics for the next user
             k = doc_topics[j]
             n_dk[k] = 0
             coef[k] = alpha[k] * inv[k]
 
 
+@njit(cache=True, nogil=True)
+def _sparse_user(z_d, work, prior, s_sum):
+    """Rebuild one user's non-zero topic counts from their topics ``z_d`` (n_dk is all zero
+    on entry) and set their coefficients; returns ``sums`` with the user bucket r."""
+    n_dk, doc_topics, inv, coef, _ = work
+    alpha, beta, _ = prior
+    n_doc_topics = 0
+    for k in z_d:
+        if n_dk[k] == 0:
+            doc_topics[n_doc_topics] = k
+            n_doc_topics += 1
+        n_dk[k] += 1
+    r_sum = 0.0
+    for j in range(n_doc_topics):
+        k = doc_topics[j]
+        r_sum += n_dk[k] * beta * inv[k]
+        coef[k] = (alpha[k] + n_dk[k]) * inv[k]
+    return s_sum, r_sum, n_doc_topics
+
+
+@njit(cache=True, nogil=True)
+def _sparse_tokens(tok, wc, n_k, work, prior, bits, rng, d, b, sums):
+    """Resample user d's tokens in item block b (see :func:`sparse_cell`); returns ``sums``."""
+    _, cell_ptr, words, z = tok
+    wc_ptr, wc_val, wc_len = wc
+    n_dk, doc_topics, inv, coef, q_terms = work
+    alpha, beta, _ = prior
+    s_sum, r_sum, n_doc_topics = sums
+    mask = (1 << bits) - 1
+    unit = 1 << bits
+    for i in range(cell_ptr[d, b], cell_ptr[d, b + 1]):
+        w = words[i]
+        k = np.int64(z[i])
+        start = wc_ptr[w]
+        pos = _row_find(wc_val, start, wc_len[w], k, mask)
+        wc_len[w] = _row_add(wc_val, start, wc_len[w], pos, k, -1, unit)
+        s_sum, r_sum = _sparse_count(k, -1, n_k, work, prior, s_sum, r_sum)
+        if n_dk[k] == 0:  # k left the user's topics
+            j = 0
+            while doc_topics[j] != k:
+                j += 1
+            n_doc_topics -= 1
+            doc_topics[j] = doc_topics[n_doc_topics]
+        length = wc_len[w]
+        q_sum = 0.0
+        for j in range(length):
+            v = wc_val[start + j]
+            q_sum += (v >> bits) * coef[v & mask]
+            q_terms[j] = q_sum
+        u = uniform(rng) * (s_sum + r_sum + q_sum)
+        if u < q_sum:
+            j = 0
+            while j < length - 1 and q_terms[j] <= u:
+                j += 1
+            pos = start + j
+            k = wc_val[pos] & mask
+        else:
+            if u < q_sum + r_sum and n_doc_topics > 0:
+                k = _user_draw(u - q_sum, doc_topics, n_doc_topics, n_dk, inv, beta)
+            else:
+                k = _smoothing_draw(u - (q_sum + r_sum), alpha, inv, beta)
+            pos = _row_find(wc_val, start, length, k, mask)
+        if n_dk[k] == 0:  # k joins the user's topics
+            doc_topics[n_doc_topics] = k
+            n_doc_topics += 1
+        z[i] = k
+        wc_len[w] = _row_add(wc_val, start, length, pos, k, 1, unit)
+        s_sum, r_sum = _sparse_count(k, 1, n_k, work, prior, s_sum, r_sum)
+    return s_sum, r_sum, n_doc_topics
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sparse_count(k, delta, n_k, work, prior, s_sum, r_sum):
+    """Add ``delta`` to topic k's count for the user and in total, update inv[k] and
+    coef[k], and return the buckets s and r with topic k's terms updated."""
+    n_dk, _, inv, coef, _ = work
+    alpha, beta, v_beta = prior
+    s_sum -= alpha[k] * beta * inv[k]
+    r_sum -= n_dk[k] * beta * inv[k]
+    n_dk[k] += delta
+    n_k[k] += delta
+    inv[k] = 1.0 / (n_k[k] + v_beta)
+    s_sum += alpha[k] * beta * inv[k]
+    r_sum += n_dk[k] * beta * inv[k]
+    coef[k] = (alpha[k] + n_dk[k]) * inv[k]
+    return s_sum, r_sum
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _user_draw(u, doc_topics, n_doc_topics, n_dk, inv, beta):
+    """The topic where ``u`` (below r) falls among the user bucket's terms n_dk beta inv[k]."""
+    j = 0
+    k = doc_topics[0]
+    while j < n_doc_topics:
+        k = doc_topics[j]
+        u -= n_dk[k] * beta * inv[k]
+        if u < 0.0:
+            break
+        j += 1
+    return np.int64(k)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _smoothing_draw(u, alpha, inv, beta):
+    """The topic where ``u`` (below s) falls among the smoothing terms alpha_k beta inv[k]."""
+    k = 0
+    while k < alpha.shape[0] - 1:
+        u -= alpha[k] * beta * inv[k]
+        if u < 0.0:
+            break
+        k += 1
+    return k
+
+
 # -- Metropolis-Hastings cells -------------------------------------------------
 @njit(cache=True, nogil=True)
-def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps):
+def mh_cell(tok, wi, n_wk, n_k, prior, rng, cell, mh_steps):
     """Metropolis-Hastings cells with O(1) proposals (LightLDA's cycle of item and user proposals).
     
     The target for token i is the collapsed conditional
@@ -439,6 +483,7 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
     
     Token i's own topic ``z[i]`` (and its mirror in ``word_z``) always holds the chain's current
     state s during its steps, which is what makes "counts with i" in the proposals exact.
+    ``prior = (alpha, alpha_cdf, beta)``; ``cell = (d0, d1, b)``: users d0:d1, item block b.
     
     References
     ----------
@@ -446,6 +491,8 @@ def mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps
     """
     indptr, cell_ptr, words, z = tok
     word_ptr, word_z, tok_pos = wi
+    alpha, alpha_cdf, beta = prior
+    d0, d1, b = cell
     n_topics = n_k.shape[0]
     v_beta = n_wk.shape[0] * beta
     k_beta = n_topics * beta
@@ -503,7 +550,7 @@ def _cell(kind, tok, wc, wi, n_wk, n_k, prior, rng, d0, d1, b, mh_steps):
     elif kind == SPARSE:
         sparse_cell(tok, wc, n_wk.shape[0], n_k, alpha, beta, rng, d0, d1, b)
     else:
-        mh_cell(tok, wi, n_wk, n_k, alpha, alpha_cdf, beta, rng, d0, d1, b, mh_steps)
+        mh_cell(tok, wi, n_wk, n_k, prior, rng, (d0, d1, b), mh_steps)
 
 
 @njit(cache=True, nogil=True)
@@ -512,7 +559,8 @@ def sweep_serial(kind, tok, wc, wi, n_wk, n_k, prior, rng, mh_steps):
     _cell(kind, tok, wc, wi, n_wk, n_k, prior, rng[0], 0, tok[0].shape[0] - 1, 0, mh_steps)
 
 
-@njit(cache=True, parallel=True)
+# nogil: other Python threads (the CLI's Ctrl-C watcher) run during a sweep
+@njit(cache=True, parallel=True, nogil=True)
 def sweep_sharded(kind, tok, wc, wi, n_wk, n_k, prior, rng, doc_bounds, mh_steps):
     """One sweep of sampler ``kind`` (DENSE, SPARSE or MH) over every token, P shards.
 

@@ -80,7 +80,8 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
         quantity column. Without ``event`` every row weighs 1.
     category : str | polars.DataFrame | pandas.DataFrame, optional
         Item categories: a column name (generic) or a table whose first two columns are
-        item id and category. Taobao logs carry their own.
+        item id and category. Taobao logs carry their own. When words are items, an item
+        without a label is labelled by its category (its most frequent one).
     labels : str | polars.DataFrame | pandas.DataFrame, optional
         Word labels: an item label column (generic; its most frequent value per item), or a
         table whose first two columns are word id and label. Online Retail uses Description.
@@ -144,7 +145,7 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
     if isinstance(split, (LeaveLastN, TimeCutoff)) and "timestamp" not in has:
         raise ValueError(f"{type(split).__name__} needs times: pass timestamp= (generic) or "
                          "split with HeldOutUsers")
-    pairs, label_map, summary = _aggregate(lf, has, opts, where, cats is None)
+    pairs, label_map, summary = _aggregate(lf, has, opts, where, cats)
     pairs = _to_words(pairs, cats, opts, summary)
     return _index_filter_split(pairs, label_map, table_labels, opts, summary)
 

@@ -7,15 +7,13 @@ atomically and refused on read when its schema version is unknown or its files d
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from gibbslda import _files
 from gibbslda.corpus import Corpus
 from gibbslda.preprocess.readers import _one_line
 
@@ -91,9 +89,10 @@ def write_prepared(prepared: Prepared, folder) -> Path:
 
     Files: ``tokens.parquet``, ``users.parquet``, ``words.parquet`` (see
     :class:`Prepared`) and ``prepared.json`` (format, schema version, gibbslda version,
-    summary). Everything is written to a temporary folder beside ``folder`` that is then
-    renamed into place, so a reader never sees half a folder. An existing prepared folder
-    (or an empty one) is replaced; any other existing path is refused.
+    summary). Everything is written to a temporary folder beside ``folder``, fsync'd and
+    renamed into place (:mod:`gibbslda._files`), so a reader never sees half a folder. An
+    existing prepared folder (or an empty one) is replaced; any other existing path is
+    refused with ValueError before anything is written.
 
     Parameters
     ----------
@@ -106,31 +105,17 @@ def write_prepared(prepared: Prepared, folder) -> Path:
     """
     if not isinstance(prepared, Prepared):
         raise TypeError(f"expected a Prepared (from prepare), got {type(prepared).__name__}")
-    folder = Path(folder)
-    if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir())
-                                                     or (folder / _FILES[0]).is_file())):
-        raise ValueError(f"{folder} exists and is not a prepared folder: choose a new path "
-                         "or remove it first")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    meta = {"format": FOLDER_FORMAT, "schema_version": SCHEMA_VERSION,
+            "gibbslda_version": _version(), "summary": prepared.summary}
+
+    def write(tmp: Path) -> None:
         for name in ("tokens", "users", "words"):
             getattr(prepared, name).write_parquet(tmp / f"{name}.parquet", compression="zstd",
                                                   compression_level=1)
-        meta = {"format": FOLDER_FORMAT, "schema_version": SCHEMA_VERSION,
-                "gibbslda_version": _version(), "summary": prepared.summary}
         (tmp / _FILES[0]).write_text(json.dumps(meta, indent=1) + "\n")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+
+    return _files.write_folder(folder, write, is_ours=_is_prepared,
+                               kind="a prepared folder")
 
 
 def read_prepared(folder) -> Prepared:
@@ -152,6 +137,7 @@ def read_prepared(folder) -> Prepared:
         version, or its files are damaged or disagree with each other.
     """
     folder = Path(folder)
+    _files.recover(folder, is_ours=_is_prepared)
     meta_file = folder / _FILES[0]
     if not meta_file.is_file():
         raise ValueError(f"{folder} is not a prepared folder (no {_FILES[0]}): write one "
@@ -184,6 +170,14 @@ def read_prepared(folder) -> Prepared:
                          "damaged: prepare the data again")
     return Prepared(tokens, users, words, summary)
 
+
+def _is_prepared(folder: Path) -> bool:
+    """Whether ``folder`` holds a prepared.json that gibbslda wrote (any schema version)."""
+    try:
+        meta = json.loads((folder / _FILES[0]).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FOLDER_FORMAT
 
 
 def _version() -> str:

@@ -18,14 +18,16 @@ from gibbslda.preprocess.splits import _iso, _split
 from gibbslda.privacy import pseudonymize
 
 
-def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, category_column: bool):
+def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, cats):
     """One streaming scan of the source answers three queries: rows counted per event
     (with why any are dropped), tokens per user-item, and item labels when asked for.
 
-    Returns the pairs (user, item[, category], count[, first]), the most frequent label
-    per item (or None) and the summary so far.
+    Returns the pairs (user, item[, category], count[, first]), each item's label (or
+    None) and the summary so far. Words that are items are labelled by their most
+    frequent label, else by their category (the most frequent one, or from the category
+    table ``cats``), so a log with categories and no labels names items by category.
     """
-    keys = ["user", "item"] + (["category"] if opts["word"] == "category" and category_column
+    keys = ["user", "item"] + (["category"] if opts["word"] == "category" and cats is None
                                else [])
     queries = {}
     if opts["dedupe"] == "exact":
@@ -52,6 +54,8 @@ def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, category_colu
     queries["pairs"] = _pairs_query(lf.filter(~bad), has, keys, packed, opts)
     if "label" in has and opts["word"] == "item":
         queries["labels"] = lf.group_by("item", "label").len()
+    if "category" in has and opts["word"] == "item" and cats is None:
+        queries["categories"] = lf.group_by("item", "category").len()
     results = dict(zip(queries, _collect(list(queries.values()), where)))
     acc, p = results["acc"], results["pairs"]
     summary = _account(acc, [name for name, _ in reasons], has, opts, where,
@@ -63,11 +67,17 @@ def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, category_colu
     elif packed:
         p = p.select((pl.col("_key") // 2**32).alias("user"),
                      (pl.col("_key") % 2**32).alias("item"), pl.exclude("_key"))
-    label_map = None
-    if "labels" in results:
-        label_map = (results["labels"].drop_nulls().sort(["item", "len", "label"],
-                                                  descending=[False, True, False])
-                     .group_by("item", maintain_order=True).first().select("item", "label"))
+    maps = [(results[query].drop_nulls().sort(["item", "len", column],
+                                              descending=[False, True, False])
+             .group_by("item", maintain_order=True).first()
+             .select("item", pl.col(column).cast(pl.String).alias("label")))
+            for query, column in (("labels", "label"), ("categories", "category"))
+            if query in results]  # the most frequent value per item
+    if cats is not None and opts["word"] == "item":
+        maps.append(cats.select(pl.col("key").cast(schema["item"], strict=False).alias("item"),
+                                pl.col("value").cast(pl.String).alias("label")).drop_nulls())
+    label_map = pl.concat(maps).unique("item", keep="first", maintain_order=True) if maps \
+        else None  # the first map that has an item labels it
     return _capped(p, keys, "timestamp" in has, opts, summary), label_map, summary
 
 

@@ -17,8 +17,8 @@ What is compared, and how:
 - Every ``--every`` sweeps (and at the last one) each system's topics phi (K x V, our item
   order) are scored the same way: :func:`gibbslda.sampler.fold_in` on the observed half of
   the held-out users with alpha 0.1 (50 sweeps, 10 burn-in, one fixed seed for everyone),
-  then the mean of log(theta_d . phi[:, w]) over the hidden tokens, as
-  :func:`gibbslda.evaluate.completion_log_likelihood` does. Hidden tokens of items never
+  then the mean of log(theta_d . phi[:, w]) over the hidden tokens:
+  :func:`gibbslda.heldout.completion`, the function training and evaluation use. Hidden tokens of items never
   seen in training are kept; they score the smoothed beta / (n_k + V beta) everywhere.
 - ``seconds`` is training time only: ours is the sweep time the estimator reports
   (``SweepInfo.seconds``); tomotopy's is the wall time of its ``train(1)`` calls. Scoring is
@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.conftest import corpus
-from gibbslda import LDA, sampler
+from gibbslda import LDA, heldout, sampler
 from gibbslda.evaluate import split_users
 
 ALPHA, BETA = 0.1, 0.01
@@ -93,19 +93,13 @@ class Run:
 def heldout_loglik(phi, observed, hidden, *, alpha=ALPHA, seed=FOLD_IN_SEED) -> float:
     """Document completion with topics ``phi`` (K x V): mean log p(hidden token).
 
-    theta comes from :func:`gibbslda.sampler.fold_in` on ``observed``; ``observed`` and
-    ``hidden`` are the two halves of one :class:`~gibbslda.evaluate.UserSplit`.
+    :func:`gibbslda.heldout.completion` with this benchmark's fold-in settings;
+    ``observed`` and ``hidden`` are the two halves of one
+    :class:`~gibbslda.evaluate.UserSplit`.
     """
-    theta = sampler.fold_in(observed.indptr, observed.words, phi, alpha,
-                            n_iter=FOLD_IN_ITER, burn_in=FOLD_IN_BURN_IN, seed=seed)
-    users = np.repeat(np.arange(hidden.n_users), hidden.lengths)
-    total = 0.0
-    for start in range(0, hidden.n_tokens, 65536):
-        stop = min(start + 65536, hidden.n_tokens)
-        probs = np.einsum("ik,ki->i", theta[users[start:stop]],
-                          phi[:, hidden.words[start:stop]])
-        total += float(np.log(probs).sum())
-    return total / hidden.n_tokens
+    return heldout.completion(phi, alpha, (observed.indptr, observed.words),
+                              (hidden.indptr, hidden.words), n_iter=FOLD_IN_ITER,
+                              burn_in=FOLD_IN_BURN_IN, seed=seed)
 
 
 def train_ours(name, train, n_topics, schedule, score, seed) -> Run:

@@ -6,7 +6,7 @@ Run from the repository root::
         --data ../shared/data/online_retail --ks 10,25,50,100 --iterations 300
 
 Protocol: purchases of real products (``items.parquet`` ``is_product``), one token per
-purchase row; :func:`gibbslda.evaluate.select_k` splits the users once (``--seed``,
+purchase row; :func:`gibbslda.select.select_k` splits the users once (``--seed``,
 10% held out, half of each held-out user hidden) and fits every K on the same training
 users with the same seed, once with alpha 0.1 and beta 0.01 and once with
 ``alpha="auto", beta="auto"`` (learned every 10 sweeps after 50). Scores: document
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from gibbslda import Corpus
-from gibbslda.evaluate import select_k
+from gibbslda.select import select_k
 
 
 def purchases(folder: Path) -> Corpus:

@@ -26,7 +26,7 @@ def select_k(
     all on the same held-out users and with the same seed."""
     from gibbslda.cli.output import show_table, write_table
     from gibbslda.cli.train import _prior, _read_source
-    from gibbslda.evaluate import select_k as run
+    from gibbslda.select import select_k as run
 
     try:
         values = [int(k) for k in ks.split(",")]

@@ -41,7 +41,8 @@ import numpy as np
 from gibbslda import _files, _kernels, _rng, sampler as _sampler
 from gibbslda.corpus import as_corpus
 from gibbslda.errors import NotFittedError
-from gibbslda.model import CHECK_ENV, HISTORY_DTYPE, LDA, _check_int
+from gibbslda.io import HISTORY_DTYPE
+from gibbslda.model import CHECK_ENV, LDA, _check_int
 
 PURPOSE = _rng.PARTITIONS  # the partitions' streams in _rng.seed_streams
 CHECKPOINT_FORMAT, CHECKPOINT_SCHEMA = "gibbslda-distributed-checkpoint", 1
@@ -446,18 +447,16 @@ class _Run:
 
     def result(self) -> LDA:
         c, m = self.corpus, self.model
-        m.seed_entropy_, m.corpus_, m.heldout_ = self.est.seed_entropy_, c, None
-        m.state_ = _sampler.restore_state(
+        state = _sampler.restore_state(
             c.indptr, c.words, self.z, m.n_topics, c.n_items, alpha=m._alpha, beta=m._beta,
             rng=np.ascontiguousarray(self.rng), sampler=m.sampler,
             n_shards=self.est.n_partitions)
-        m._fitted_settings = m._settings()
-        m.n_iter_, m.seconds_ = self.sweeps, self.seconds
         rows = self.history[~np.isnan(self.history["loglik"])]
-        m.loglik_ = np.zeros(rows.shape[0], dtype=HISTORY_DTYPE)
-        m.loglik_["iteration"], m.loglik_["seconds"] = rows["sweeps"], rows["seconds"]
-        m.loglik_["loglik"], m.loglik_["heldout"] = rows["loglik"], np.nan
-        return m
+        history = np.zeros(rows.shape[0], dtype=HISTORY_DTYPE)
+        history["iteration"], history["seconds"] = rows["sweeps"], rows["seconds"]
+        history["loglik"], history["heldout"] = rows["loglik"], np.nan
+        return m._fitted_from(state, c, n_iter=self.sweeps, seconds=self.seconds,
+                              seed_entropy=self.est.seed_entropy_, history=history)
 
 
 class _Partition:

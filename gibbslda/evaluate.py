@@ -8,7 +8,8 @@ and choosing K.
   sequential importance sampling);
 - :func:`perplexity` of either; :func:`coherence`, :func:`diversity` and
   :func:`top_items` (from :mod:`gibbslda.coherence`);
-- :func:`select_k` fits each K on one fixed split and tabulates all of the above;
+- choosing K on one split: :func:`gibbslda.select.select_k` (it fits models, so it lives
+  above the estimator);
 - :func:`ranking_metrics`, :func:`evaluate_rankings`, :func:`item_popularity` (from
   :mod:`gibbslda.ranking`): Recall/NDCG/Precision/HitRate/MAP@k, coverage, novelty.
 
@@ -19,19 +20,17 @@ Buntine (2009), "Estimating likelihoods for topic models", ACML.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from gibbslda import _validate
 from gibbslda.coherence import coherence, coherence_scores, diversity, top_items
 from gibbslda.corpus import Corpus, as_corpus
 from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics
 
 __all__ = ["UserSplit", "split_users", "completion_log_likelihood",
            "left_to_right_log_likelihood", "perplexity", "coherence", "diversity",
-           "coherence_scores", "top_items", "select_k", "ranking_metrics", "evaluate_rankings",
+           "coherence_scores", "top_items", "ranking_metrics", "evaluate_rankings",
            "item_popularity"]
 
 
@@ -87,23 +86,10 @@ def completion_log_likelihood(model, observed, hidden) -> float:
     Hidden tokens whose item is not in the model's vocabulary are left out (with
     :func:`split_users` the training corpus keeps the whole vocabulary, so none are: an
     item seen only by held-out users scores its smoothed probability). Perplexity is
-    exp(-value).
+    exp(-value). The arithmetic is :func:`gibbslda.heldout.score_hidden`, shared with
+    training (``fit(X, heldout=...)``) and the benchmarks.
     """
-    phi = model.topic_word_  # K x V: built once, for the fold-in and the scoring
-    theta = model._fold_in(observed, phi)
-    hidden = as_corpus(hidden, vocabulary=model.item_ids_, drop_empty=False)
-    if hidden.n_users != theta.shape[0]:
-        raise ValueError(f"observed has {theta.shape[0]} users but hidden has "
-                         f"{hidden.n_users}: pass the two parts of one split")
-    if hidden.n_tokens == 0:
-        raise ValueError("no hidden token has an item the model knows")
-    users = np.repeat(np.arange(hidden.n_users), hidden.lengths)
-    total = 0.0
-    for start in range(0, hidden.n_tokens, 65536):
-        stop = min(start + 65536, hidden.n_tokens)
-        probs = np.einsum("ik,ki->i", theta[users[start:stop]], phi[:, hidden.words[start:stop]])
-        total += float(np.log(probs).sum())
-    return total / hidden.n_tokens
+    return model._completion(observed, hidden)
 
 
 def left_to_right_log_likelihood(model, users, *, n_particles: int = 20, seed=0,
@@ -133,48 +119,6 @@ def left_to_right_log_likelihood(model, users, *, n_particles: int = 20, seed=0,
 def perplexity(log_likelihood_per_token: float) -> float:
     """exp(-log-likelihood per token): the effective number of equally likely items."""
     return float(np.exp(-log_likelihood_per_token))
-
-
-def select_k(corpus, ks, *, alpha=0.1, beta=0.01, n_iter: int = 200, seed: int = 0,
-             test_fraction: float = 0.1, hidden_fraction: float = 0.5, top_n: int = 10,
-             reference=None, sampler: str = "auto", callback=None):
-    """Fit one model per K on one fixed held-out split and tabulate how each does.
-
-    The users are split once (:func:`split_users` with ``seed``); every K trains on the
-    same training users with the same seed and is scored on the same held-out users.
-    Columns: ``k``, ``heldout_loglik`` (document completion, per hidden token),
-    ``perplexity``, ``npmi`` and ``umass`` (mean over topics of the top ``top_n`` items'
-    coherence against ``reference``, default the training users), ``diversity``,
-    ``train_loglik`` (log p(w, z) per token) and ``seconds`` (training). ``callback(k,
-    model)`` is called after each fit. Returns a polars DataFrame, one row per K.
-    """
-    import polars as pl
-
-    from gibbslda.model import LDA
-
-    ks = [_validate.check_int(f"ks[{i}]", k, minimum=1) for i, k in enumerate(ks)]
-    split = split_users(as_corpus(corpus), test_fraction=test_fraction,
-                        hidden_fraction=hidden_fraction, seed=seed)
-    reference = split.train if reference is None else reference
-    rows = []
-    for k in ks:
-        model = LDA(k, alpha=alpha, beta=beta, n_iter=n_iter, random_state=seed,
-                    sampler=sampler)
-        started = time.perf_counter()
-        model.fit(split.train)
-        seconds = time.perf_counter() - started
-        heldout = completion_log_likelihood(model, split.observed, split.hidden)
-        phi = model.topic_word_
-        scores = coherence_scores(phi, reference, n=top_n)
-        rows.append({
-            "k": k, "heldout_loglik": heldout, "perplexity": perplexity(heldout),
-            "npmi": float(np.mean(scores["npmi"])),
-            "umass": float(np.nanmean(scores["umass"])),
-            "diversity": diversity(phi, n=top_n),
-            "train_loglik": float(model.loglik_["loglik"][-1]), "seconds": seconds})
-        if callback is not None:
-            callback(k, model)
-    return pl.DataFrame(rows)
 
 
 def _subset(corpus: Corpus, users: np.ndarray) -> Corpus:

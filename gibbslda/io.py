@@ -10,7 +10,7 @@ A model folder holds:
 The counts are not stored: they are rebuilt from the topics on load (O(tokens)), so a
 folder cannot hold counts that disagree with its assignments. Writing goes through
 :mod:`gibbslda._files`: a temporary folder beside the target, fsync'd, then renamed into
-place, so a reader never sees half a model; :func:`recover` (called by :func:`load`) puts
+place, so a reader never sees half a model; :func:`recover` (called by :func:`read`) puts
 the previous model back when a save was killed between its renames. A folder that is not
 empty and not a gibbslda model folder is never replaced.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -28,12 +29,30 @@ from gibbslda import _files
 from gibbslda import _validate, sampler as _sampler
 from gibbslda.corpus import Corpus
 from gibbslda.errors import ModelFileError
-from gibbslda.model import HISTORY_DTYPE, LDA
 
 SCHEMA_VERSION = 1
 FORMAT = "gibbslda-model"
 _ARRAYS = ("indptr", "words", "z", "alpha", "rng", "loglik")
 _KIND = "a gibbslda model folder"
+# the training history (``LDA.loglik_``): one row per evaluated sweep
+HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
+                          ("loglik", np.float64), ("heldout", np.float64)])
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a model folder holds, checked: the estimator's saved parameters (``params``,
+    validated by the estimator), the fitted scalars, the chain state and its corpus."""
+
+    path: Path
+    params: object
+    fitted: dict
+    state: object  # gibbslda.sampler.GibbsState
+    corpus: Corpus
+    n_iter: int
+    seconds: float
+    seed_entropy: int
+    history: np.ndarray
 
 
 def save(model, path, *, extra=None) -> Path:
@@ -94,13 +113,14 @@ def check_target(path) -> None:
 def recover(path) -> None:
     """Put back the model a save killed between its two renames left beside ``path``,
     when ``path`` is missing, and remove what killed saves left half-written (see
-    :func:`gibbslda._files.recover`). :func:`load` and :func:`save` call it first."""
+    :func:`gibbslda._files.recover`). :func:`read` and :func:`save` call it first."""
     _files.recover(path, is_ours=_is_model_folder)
 
 
-def load(path):
-    """Read a model folder written by :func:`save`. Raises ModelFileError when it is
-    missing, damaged, from an unknown schema, or holds anything that would need pickle."""
+def read(path) -> Saved:
+    """Read a model folder written by :func:`save` (``LDA.load`` builds the estimator from
+    it). Raises ModelFileError when it is missing, damaged, from an unknown schema, or
+    holds anything that would need pickle."""
     path = Path(path)
     recover(path)
     meta = _read_meta(path)
@@ -112,28 +132,17 @@ def load(path):
         raise ModelFileError(f"{path}: id maps unreadable ({exc}); the folder is damaged, "
                              "save the model again") from exc
     fitted = _check_fitted(path, meta)
-    n_topics, n_items = fitted["n_topics"], fitted["n_items"]
     arrays["loglik"] = _upgrade_history(arrays["loglik"])
     _check_shapes(path, arrays, fitted, users, items)
-    model = _model_from_params(path, meta.get("params"))
-    for key, name in (("n_topics", "n_topics"), ("n_shards", "n_shards"),
-                      ("mh_steps", "mh_steps")):
-        if getattr(model, name) != fitted[key]:
-            raise ModelFileError(f"{path}/model.json: parameter {name} "
-                                 f"({getattr(model, name)!r}) disagrees with the fitted "
-                                 f"{fitted[key]!r}; the folder is damaged")
-    model.state_ = _sampler.restore_state(
-        arrays["indptr"], arrays["words"], arrays["z"], n_topics, n_items,
-        alpha=arrays["alpha"], beta=float(fitted["beta"]), rng=arrays["rng"],
-        sampler=fitted["sampler"], n_shards=fitted["n_shards"], mh_steps=fitted["mh_steps"])
-    model._fitted_settings = model._settings()
-    model.corpus_ = Corpus(arrays["indptr"], arrays["words"], users, items,
-                           n_dropped_users=fitted.get("n_dropped_users", 0))
-    model.n_iter_ = int(fitted["n_iter"])
-    model.seconds_ = float(fitted["seconds"])
-    model.seed_entropy_ = int(fitted["seed_entropy"])
-    model.loglik_ = arrays["loglik"]
-    return model
+    state = _sampler.restore_state(
+        arrays["indptr"], arrays["words"], arrays["z"], fitted["n_topics"],
+        fitted["n_items"], alpha=arrays["alpha"], beta=float(fitted["beta"]),
+        rng=arrays["rng"], sampler=fitted["sampler"], n_shards=fitted["n_shards"],
+        mh_steps=fitted["mh_steps"])
+    corpus = Corpus(arrays["indptr"], arrays["words"], users, items,
+                    n_dropped_users=fitted.get("n_dropped_users", 0))
+    return Saved(path, meta.get("params"), fitted, state, corpus, int(fitted["n_iter"]),
+                 float(fitted["seconds"]), int(fitted["seed_entropy"]), arrays["loglik"])
 
 
 def read_extra(path, name: str):
@@ -210,19 +219,6 @@ def _check_fitted(path: Path, meta: dict) -> dict:
             raise ModelFileError(f"{path}/model.json: fitted {key} is {value!r}, not a "
                                  "valid value; the folder is damaged, save the model again")
     return fitted
-
-
-def _model_from_params(path: Path, params) -> LDA:
-    """The estimator with the saved parameters, validated as ``fit`` would."""
-    try:
-        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-            raise TypeError("parameters are not a mapping of names")
-        model = LDA(**params)
-        model._validate()
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}/model.json: saved parameters are invalid ({exc}); "
-                             "the folder is damaged, save the model again") from exc
-    return model
 
 
 def _upgrade_history(history: np.ndarray) -> np.ndarray:

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gibbslda import _rng, sampler as _sampler
+from gibbslda import _rng, heldout as _heldout, io, priors, sampler as _sampler
 from gibbslda._validate import check_int as _check_int, check_positive as _check_positive
 from gibbslda.corpus import as_corpus
-from gibbslda.errors import NotFittedError
+from gibbslda.errors import ModelFileError, NotFittedError
+from gibbslda.io import HISTORY_DTYPE
 
-HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
-                          ("loglik", np.float64), ("heldout", np.float64)])
 AUTO_START = {"alpha": 0.1, "beta": 0.01}  # where learned priors start
 CHECK_ENV = "GIBBSLDA_CHECK"  # "1": verify every count against z after each sweep
 
@@ -205,8 +204,6 @@ class LDA:
         if (self.n_iter_ < self.optimize_burn_in
                 or self.n_iter_ % self.optimize_every != 0):
             return
-        from gibbslda import priors
-
         if isinstance(self.alpha, str):
             priors.learn_alpha(self.state_)
         if isinstance(self.beta, str):
@@ -218,9 +215,7 @@ class LDA:
         value = _sampler.log_likelihood(self.state_)
         heldout = np.nan
         if getattr(self, "heldout_", None) is not None:
-            from gibbslda.evaluate import completion_log_likelihood
-
-            heldout = completion_log_likelihood(self, *self.heldout_)
+            heldout = self._completion(*self.heldout_)
         row = np.array([(self.n_iter_, seconds, value, heldout)], dtype=HISTORY_DTYPE)
         self.loglik_ = np.concatenate([self.loglik_, row])
         return value
@@ -249,6 +244,14 @@ class LDA:
         return _sampler.fold_in(corpus.indptr, corpus.words, topic_word,
                                 self.state_.alpha, n_iter=self.transform_iter,
                                 burn_in=self.transform_burn_in, rng=rng)
+
+    def _completion(self, observed, hidden) -> float:
+        """Document completion per hidden token (:func:`gibbslda.heldout.score_hidden`)
+        of two parts of held-out users, theta folded in as :meth:`transform` does."""
+        phi = self.topic_word_  # K x V: built once, for the fold-in and the scoring
+        theta = self._fold_in(observed, phi)
+        hidden = as_corpus(hidden, vocabulary=self.item_ids_, drop_empty=False)
+        return _heldout.score_hidden(theta, phi, hidden.indptr, hidden.words)
 
     # -- fitted attributes -----------------------------------------------------------
     @property
@@ -309,14 +312,43 @@ class LDA:
 
     def save(self, path) -> None:
         """Write the fitted model to the folder ``path`` (see :mod:`gibbslda.io`)."""
-        from gibbslda import io
         io.save(self, path)
 
     @classmethod
     def load(cls, path) -> "LDA":
-        """Read a model folder written by :meth:`save`; never unpickles anything."""
-        from gibbslda import io
-        return io.load(path)
+        """Read a model folder written by :meth:`save`; never unpickles anything.
+        Raises ModelFileError when it is missing, damaged or from an unknown schema."""
+        saved = io.read(path)
+        try:
+            params = saved.params
+            if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+                raise TypeError("parameters are not a mapping of names")
+            model = cls(**params)
+            model._validate()
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{saved.path}/model.json: saved parameters are invalid "
+                                 f"({exc}); the folder is damaged, save the model again"
+                                 ) from exc
+        for name in ("n_topics", "n_shards", "mh_steps"):
+            if getattr(model, name) != saved.fitted[name]:
+                raise ModelFileError(f"{saved.path}/model.json: parameter {name} "
+                                     f"({getattr(model, name)!r}) disagrees with the fitted "
+                                     f"{saved.fitted[name]!r}; the folder is damaged")
+        return model._fitted_from(saved.state, saved.corpus, n_iter=saved.n_iter,
+                                  seconds=saved.seconds, seed_entropy=saved.seed_entropy,
+                                  history=saved.history)
+
+    def _fitted_from(self, state, corpus, *, n_iter: int, seconds: float,
+                     seed_entropy: int, history) -> "LDA":
+        """Make this (validated) estimator the fitted model of a chain ``state`` over
+        ``corpus``: the one way a fitted model is built other than by :meth:`fit`
+        (:meth:`load`, the Dask trainer)."""
+        self.state_, self.corpus_, self.heldout_ = state, corpus, None
+        self.n_iter_, self.seconds_ = int(n_iter), float(seconds)
+        self.seed_entropy_ = int(seed_entropy)
+        self.loglik_ = history
+        self._fitted_settings = self._settings()
+        return self
 
     def __getattr__(self, name: str):
         # Only reached for attributes that do not exist: fitted ones before fit.

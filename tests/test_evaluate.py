@@ -7,7 +7,8 @@ import pytest
 
 from gibbslda import LDA, _rng, sampler
 from gibbslda.evaluate import (completion_log_likelihood, left_to_right_log_likelihood,
-                               perplexity, select_k, split_users)
+                               perplexity, split_users)
+from gibbslda.select import select_k
 from tests import reference
 
 

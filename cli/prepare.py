@@ -57,6 +57,7 @@ def prepare(
     from gibbslda.privacy import key_from_env
 
     key = key_from_env() if pseudonymize else None
+    preprocess.check_target(output)  # refuse a folder that is not ours before the work
     prepared = preprocess.prepare(
         source, format=format, user=user, item=item, event=event, timestamp=timestamp,
         quantity=quantity, category=_table_or_column(category),

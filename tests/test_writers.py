@@ -136,6 +136,15 @@ def test_cli_writers_refuse_a_foreign_target(command, runner, events, fitted, tm
     assert _intact(target)
 
 
+def test_prepare_refuses_a_foreign_target_before_reading(runner, tmp_path):
+    # the event file does not exist: only a check made before any work can answer first
+    target = _foreign(tmp_path / "out", "prepared.json")
+    result = runner.invoke(app, ["prepare", str(tmp_path / "missing.csv"), "-o", str(target)])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert "choose another output path or remove it" in str(result.exception)
+    assert _intact(target)
+
+
 # -- single files: a regular file is replaced, anything else refused ------------------------
 FILE_WRITERS = {
     "write_report": lambda target, fitted: write_report(fitted, target),

@@ -34,15 +34,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from gibbslda.preprocess.folder import (FOLDER_FORMAT, SCHEMA_VERSION, Prepared, read_prepared,
-                                        write_prepared)
+from gibbslda.preprocess.folder import (FOLDER_FORMAT, SCHEMA_VERSION, Prepared, check_target,
+                                        read_prepared, write_prepared)
 from gibbslda.preprocess.readers import _canonical, _open, _table
 from gibbslda.preprocess.splits import HeldOutUsers, LeaveLastN, TimeCutoff, _split_options
 from gibbslda.preprocess.weigh import _aggregate, _index_filter_split, _to_words
 from gibbslda.privacy import MIN_KEY_BYTES
 
 __all__ = ["DEFAULT_WEIGHTS", "DEDUPE", "FOLDER_FORMAT", "FORMATS", "SCHEMA_VERSION",
-           "HeldOutUsers", "LeaveLastN", "Prepared", "TimeCutoff", "prepare", "read_prepared",
+           "HeldOutUsers", "LeaveLastN", "Prepared", "TimeCutoff", "prepare", "check_target", "read_prepared",
            "write_prepared"]
 
 DEFAULT_WEIGHTS = {"view": 1, "cart": 2, "fav": 2, "purchase": 3, "return": -3, "rating": 1}

@@ -84,6 +84,12 @@ class Prepared:
         return {part: self.corpus(part) for part in self.parts}
 
 
+def check_target(folder) -> None:
+    """Raise ValueError unless :func:`write_prepared` may write ``folder`` (absent, empty
+    or a prepared folder): call it before the work whose result goes there."""
+    _files.check_folder(folder, is_ours=_is_prepared, kind=_KIND)
+
+
 def write_prepared(prepared: Prepared, folder) -> Path:
     """Write ``prepared`` to the folder ``folder`` atomically and return its path.
 
@@ -114,8 +120,7 @@ def write_prepared(prepared: Prepared, folder) -> Path:
                                                   compression_level=1)
         (tmp / _FILES[0]).write_text(json.dumps(meta, indent=1) + "\n")
 
-    return _files.write_folder(folder, write, is_ours=_is_prepared,
-                               kind="a prepared folder")
+    return _files.write_folder(folder, write, is_ours=_is_prepared, kind=_KIND)
 
 
 def read_prepared(folder) -> Prepared:
@@ -169,6 +174,9 @@ def read_prepared(folder) -> Prepared:
         raise ValueError(f"{folder}: tokens, id maps and summary disagree; the folder is "
                          "damaged: prepare the data again")
     return Prepared(tokens, users, words, summary)
+
+
+_KIND = "a prepared folder"
 
 
 def _is_prepared(folder: Path) -> bool:

@@ -13,6 +13,10 @@ folder cannot hold counts that disagree with its assignments. Writing goes throu
 place, so a reader never sees half a model; :func:`recover` (called by :func:`read`) puts
 the previous model back when a save was killed between its renames. A folder that is not
 empty and not a gibbslda model folder is never replaced.
+
+The Dask trainer's round checkpoint (:mod:`gibbslda.distributed`) is one npz file, also
+never pickled: the topics of every token, the partitions' stream states, the rounds so far
+and a JSON description (:func:`write_checkpoint`, :func:`read_checkpoint`).
 """
 from __future__ import annotations
 
@@ -37,6 +41,13 @@ _KIND = "a gibbslda model folder"
 # the training history (``LDA.loglik_``): one row per evaluated sweep
 HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
                           ("loglik", np.float64), ("heldout", np.float64)])
+CHECKPOINT_FORMAT, CHECKPOINT_SCHEMA = "gibbslda-distributed-checkpoint", 1
+# the Dask trainer's rounds (``DistributedLDA.rounds_``), as its checkpoint holds them
+ROUND_DTYPE = np.dtype([
+    ("round", np.int64), ("sweeps", np.int64), ("seconds", np.float64),
+    ("step_s", np.float64), ("sample_s", np.float64), ("sync_s", np.float64),
+    ("merge_s", np.float64), ("checkpoint_s", np.float64), ("bytes_up", np.int64),
+    ("bytes_down", np.int64), ("bytes_snapshot", np.int64), ("loglik", np.float64)])
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,36 @@ def read_extra(path, name: str):
         return pl.read_parquet(file)
     except Exception as exc:  # polars raises several types for a bad file
         raise ModelFileError(f"{file} is unreadable ({exc}); the folder is damaged") from exc
+
+
+def write_checkpoint(path, *, z, rng, rounds, meta: dict) -> Path:
+    """Write a round checkpoint to the file ``path``, atomically (beside, then renamed:
+    never half a checkpoint): the topics ``z``, the stream states ``rng``, the ``rounds``
+    (ROUND_DTYPE) and ``meta`` (JSON, after the format, schema and gibbslda version)."""
+    meta = {"format": CHECKPOINT_FORMAT, "schema_version": CHECKPOINT_SCHEMA,
+            "gibbslda_version": version("gibbslda"), **meta}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, z=z, rng=rng, rounds=rounds, meta=np.array(json.dumps(meta)))
+
+    return _files.write_file(path, write)
+
+
+def read_checkpoint(path) -> tuple[dict, dict]:
+    """The arrays (``z``, ``rng``, ``rounds``) and the meta of a round checkpoint. Raises
+    ValueError when it is missing, damaged, or not a checkpoint of this schema; whether it
+    fits a corpus and settings is the caller's to check."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in ("z", "rng", "rounds", "meta")}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"checkpoint {path} is missing or damaged ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or (
+            meta.get("schema_version") != CHECKPOINT_SCHEMA):
+        raise ValueError(f"{path} is not a checkpoint this gibbslda can read")
+    return arrays, meta
 
 
 def _read_meta(path: Path) -> dict:

@@ -20,7 +20,8 @@ CHECK_ENV = "GIBBSLDA_CHECK"  # "1": verify every count against z after each swe
 
 @dataclass(frozen=True)
 class SweepInfo:
-    """What the estimator reports to ``callback`` after every sweep.
+    """What the estimator reports to ``callback`` after every sweep (and DistributedLDA
+    after every round: its sweeps so far, the round's rate, ``round`` its number).
 
     ``loglik`` is log p(w, z) per token when it was evaluated at this iteration, else None;
     ``heldout`` the held-out log-likelihood per token when ``fit`` was given held-out parts.
@@ -32,6 +33,7 @@ class SweepInfo:
     tokens_per_second: float
     loglik: float | None
     heldout: float | None = None
+    round: int | None = None
 
 
 class LDA:
@@ -110,6 +112,15 @@ class LDA:
                 "transform_burn_in": self.transform_burn_in,
                 "optimize_every": self.optimize_every,
                 "optimize_burn_in": self.optimize_burn_in}
+
+    def check_params(self) -> "LDA":
+        """Check the settings as :meth:`fit` does, without fitting (nor drawing from a
+        Generator ``random_state``): ValueError or TypeError naming the bad one, so a
+        caller can fail before costly work. Returns ``self``."""
+        self._validate()
+        if not isinstance(self.random_state, np.random.Generator):
+            _rng.resolve_entropy(self.random_state)
+        return self
 
     def __repr__(self) -> str:
         return f"LDA(n_topics={self.n_topics}, sampler={self.sampler!r}, n_iter={self.n_iter})"

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gibbslda import _kernels, _rng, _validate
+from gibbslda.packed import item_counts, packed_counts, topic_bits
 
 SAMPLERS = ("dense", "sparse", "mh")
 _KIND = {"dense": _kernels.DENSE, "sparse": _kernels.SPARSE, "mh": _kernels.MH}
@@ -180,43 +181,6 @@ def _build_layout(state: GibbsState) -> None:
         tok_pos[by_item] = np.arange(state.n_tokens, dtype=np.int32)
         layout["wi"] = (word_ptr, np.ascontiguousarray(state.z[by_item]), tok_pos)
     state.layout = layout
-
-
-def topic_bits(n_topics: int) -> int:
-    """Bits a topic id takes in a packed count entry (as the sparse kernel computes it)."""
-    return max(1, (n_topics - 1).bit_length())
-
-
-def packed_counts(words, z, n_topics: int, n_items: int, dtype=None):
-    """The sparse sampler's item x topic counts: ``(wc_ptr, wc_val, wc_len)``.
-
-    Item w's row ``wc_val[wc_ptr[w]:wc_ptr[w] + wc_len[w]]`` holds its non-zero counts as
-    ``count << topic_bits(K) | topic``, sorted largest first, in a run of capacity
-    min(K, frequency of w): at most one entry per token, never V x K. Entries are int32
-    while every count fits (an item with fewer than 2**(31 - topic_bits) tokens: 2.1M at
-    K = 1000), else int64 (``dtype`` forces one). Built by sorting the (item, topic)
-    pairs, O(N log N).
-    """
-    bits = topic_bits(n_topics)
-    freq = np.bincount(words, minlength=n_items)
-    top = int(freq.max()) if freq.size else 0
-    if dtype is None:
-        dtype = np.int32 if top < 2 ** (31 - bits) else np.int64
-    if top >= 2 ** (63 - bits):
-        raise ValueError(f"an item has {top} tokens, too many to pack with {n_topics} "
-                         "topics: use sampler='dense'")
-    pairs, counts = np.unique(words.astype(np.int64) * n_topics + z, return_counts=True)
-    rows = pairs // n_topics
-    values = (counts << bits) | (pairs - rows * n_topics)
-    order = np.lexsort((-values, rows))
-    rows, values = rows[order], values[order]
-    wc_ptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(np.minimum(freq, n_topics), out=wc_ptr[1:])
-    wc_len = np.bincount(rows, minlength=n_items).astype(np.int32)
-    within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wc_len) - wc_len, wc_len)
-    wc_val = np.zeros(max(int(wc_ptr[-1]), 1), dtype=dtype)
-    wc_val[wc_ptr[rows] + within] = values
-    return wc_ptr, wc_val, wc_len
 
 
 def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alpha=0.1,
@@ -375,14 +339,6 @@ def check_state(state: GibbsState) -> None:
             and np.isfinite(state.beta) and state.beta > 0):
         raise RuntimeError(f"priors are not finite and positive: beta {state.beta}, alpha "
                            f"min {state.alpha.min()}")
-
-
-def item_counts(state: GibbsState):
-    """``(values, shift)``: every item x topic count as ``values >> shift`` (1-D, no copy):
-    the sparse sampler's packed rows, or the flattened dense matrix."""
-    if state.sampler == "sparse":
-        return state.layout["wc"][1], topic_bits(state.n_topics)
-    return state.n_wk.reshape(-1), 0
 
 
 def log_joint(state: GibbsState) -> float:

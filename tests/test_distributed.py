@@ -13,10 +13,10 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from gibbslda import LDA, Corpus, NotFittedError, _rng, sampler  # noqa: E402
-from gibbslda.distributed import (PURPOSE, DistributedLDA, _combine,  # noqa: E402
-                                  apply_item_delta, set_item_counts)
+from gibbslda.distributed import PURPOSE, DistributedLDA  # noqa: E402
 from gibbslda.evaluate import completion_log_likelihood, split_users  # noqa: E402
 from gibbslda.model import CHECK_ENV  # noqa: E402
+from gibbslda.packed import apply_item_delta, combine, set_item_counts  # noqa: E402
 from gibbslda.synthetic import planted_corpus  # noqa: E402
 
 
@@ -209,12 +209,12 @@ def test_callback_false_stops_after_the_round_and_resume_continues(two_workers, 
 
 
 def test_no_checkpoint_message():
-    from gibbslda.distributed import _Run
+    from gibbslda.distributed.driver import Run
 
     class Gone:
         status = "error"
 
-    run = _Run(DistributedLDA(5), None, None, None, None)
+    run = Run(DistributedLDA(5), None, None, None, None)
     run.futures, run.workers = [Gone()], ["tcp://w:1"]
     error = run._lost(OSError("closed"), 4)
     assert "tcp://w:1 (partition 0) lost at round 4; no checkpoint was written" in str(error)
@@ -255,7 +255,7 @@ def test_invalid_fit_arguments(planted, one_worker):
 @pytest.mark.parametrize("name", ["dense", "sparse"])
 def test_count_updates_match_a_rebuild(planted, name, one_key, monkeypatch):
     if not one_key:  # the argsort / lexsort path taken when keys exceed 31 bits
-        monkeypatch.setattr("gibbslda.distributed._ONE_KEY", 0)
+        monkeypatch.setattr("gibbslda.packed._ONE_KEY", 0)
     corpus = planted.corpus
     gen = np.random.default_rng(0)
     z = gen.integers(0, 7, corpus.n_tokens).astype(np.int32)
@@ -296,12 +296,12 @@ def test_count_updates_match_a_rebuild(planted, name, one_key, monkeypatch):
 @pytest.mark.parametrize("one_key", [True, False])
 def test_combine_sums_entries(one_key, monkeypatch):
     if not one_key:
-        monkeypatch.setattr("gibbslda.distributed._ONE_KEY", 0)
-    keys, values = _combine([np.array([5, 3, 5, 2**40 if not one_key else 9]),
+        monkeypatch.setattr("gibbslda.packed._ONE_KEY", 0)
+    keys, values = combine([np.array([5, 3, 5, 2**40 if not one_key else 9]),
                              np.array([3, 7])], [1, np.array([-1, 2], dtype=np.int32)])
     assert keys.tolist() == [5, 7, 2**40 if not one_key else 9]
     assert values.tolist() == [2, 2, 1] and values.dtype == np.int32
-    assert _combine([np.zeros(0, np.int64)], [1])[0].size == 0
+    assert combine([np.zeros(0, np.int64)], [1])[0].size == 0
 
 
 def test_missing_extra_is_named(monkeypatch):

@@ -11,8 +11,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ("gibbslda._kernels", "gibbslda._rng", "gibbslda.sampler", "gibbslda.model",
-        "gibbslda.io")
+CORE = ("gibbslda._kernels", "gibbslda._rng", "gibbslda.packed", "gibbslda.sampler",
+        "gibbslda.model", "gibbslda.io")
 APPLICATIONS = ("gibbslda.preprocess", "gibbslda.recommend", "gibbslda.profiles",
                 "gibbslda.report", "gibbslda.demand", "gibbslda.cli")
 

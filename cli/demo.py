@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from gibbslda.cli.common import output_option
+
 EXAMPLE = "Example: `gibbslda demo --topics 15 --iterations 200 --output demo-output`"
 TOP_ITEMS = 20        # items per interest in topics.parquet, recommendations per customer
 SHOWN_ITEMS = 8       # items per interest in the printed tables
@@ -33,9 +35,8 @@ class _Ranked:
 
 
 def demo(
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Folder for the Parquet files and the model.",
-        file_okay=False)] = Path("demo-output"),
+    output: Annotated[Path, output_option(
+        "Folder for the Parquet files and the model.", file_okay=False)] = Path("demo-output"),
     topics: Annotated[int, typer.Option(
         "--topics", "-k", help="Number of interests (topics) to find.")] = 15,
     iterations: Annotated[int, typer.Option(
@@ -63,8 +64,8 @@ def demo(
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     show = err.is_terminal and not quiet
-    model = LDA(topics, n_iter=iterations, random_state=seed)
-    model._validate()  # a bad setting fails before anything is written
+    # a bad setting fails before anything is written
+    model = LDA(topics, n_iter=iterations, random_state=seed).check_params()
     data = online_retail_dir()
     items = pl.read_parquet(data / "items.parquet")
     prepared = preprocess.prepare(data / "interactions.parquet", event="event",
@@ -110,11 +111,12 @@ def _write(output: Path, model, ranked: _Ranked) -> list[Path]:
     import polars as pl
 
     from gibbslda import io
+    from gibbslda.profiles import user_topics
     from gibbslda.report import write_report
 
     frames = {
         "topics.parquet": _topic_frame(model, ranked),
-        "user_topics.parquet": _user_topic_frame(model),
+        "user_topics.parquet": user_topics(model),
         "recommendations.parquet": _recommendation_frame(model, ranked),
     }
     output.mkdir(parents=True, exist_ok=True)
@@ -220,19 +222,6 @@ def _topic_frame(model, ranked: _Ranked):
         "item_id": pl.Series(model.item_ids_[best], dtype=pl.String),
         "title": pl.Series(ranked.titles[best], dtype=pl.String),
         "weight": ranked.weights.ravel(),
-    })
-
-
-def _user_topic_frame(model):
-    import numpy as np
-    import polars as pl
-
-    theta = model.doc_topic_
-    n_users, k = theta.shape
-    return pl.DataFrame({
-        "user_id": pl.Series(np.repeat(model.user_ids_, k), dtype=pl.String),
-        "topic": np.tile(np.arange(k, dtype=np.int32), n_users),
-        "weight": theta.ravel(),
     })
 
 

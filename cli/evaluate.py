@@ -2,23 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+from gibbslda.cli.common import Json, Model, Output
 
 EXAMPLE = "Example: `gibbslda evaluate model prepared --k 10,20 --json`"
 
 
 def evaluate(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder.")],
+    model_path: Model,
     prepared: Annotated[Path, typer.Argument(
         help="The prepared folder the model was trained on, with a split.")],
     k: Annotated[str, typer.Option(help="Cutoffs, comma-separated.")] = "10,20",
     baselines: Annotated[bool, typer.Option(
         help="Also popularity, item-kNN and EASE, fitted on the same training part.")] = True,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the table (.parquet, .csv or .json).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
+    output: Output = None,
+    as_json: Json = False,
 ) -> None:
     """Recall, NDCG, precision, hit rate and MAP at k, coverage and novelty, on the
     prepared split's held-out part: held-out users (observed -> hidden) or each user's
@@ -30,7 +31,7 @@ def evaluate(
     from gibbslda import LDA, preprocess
     from gibbslda.baselines import EASE, ItemKNN, Popularity
     from gibbslda.cli.output import show_table, write_table
-    from gibbslda.evaluate import evaluate_rankings, item_popularity
+    from gibbslda.evaluate import evaluate_rankings, heldout_parts, item_popularity
 
     cutoffs = _cutoffs(k)
     model = LDA.load(model_path)
@@ -40,7 +41,7 @@ def evaluate(
             list(train.item_ids) != list(model.item_ids_):
         raise ValueError(f"{model_path} was not trained on {prepared} (different items): "
                          "evaluate on the prepared folder it was trained on")
-    known, truth, theta = _parts(model, data, train)
+    known, truth, theta = heldout_parts(model, data)
     popularity = item_popularity(train, train.n_items)
     phi = model.topic_word_
     systems = [(f"LDA K={model.n_topics}", lambda users: theta[users] @ phi, 0.0)]
@@ -70,25 +71,3 @@ def _cutoffs(text: str) -> list[int]:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--k takes comma-separated integers, got {text!r}") from None
-
-
-def _parts(model, data, train):
-    """(known items, held-out items, theta) of the evaluated users, row-aligned."""
-    import numpy as np
-
-    parts = set(data.parts)
-    if {"observed", "hidden"} <= parts:
-        observed, hidden = data.corpus("observed"), data.corpus("hidden")
-        return observed, hidden, model.transform(observed)
-    if "test" not in parts:
-        raise ValueError("this prepared folder has no held-out part: prepare it with "
-                         "--split heldout, last or time")
-    test = data.corpus("test")
-    rows = {u: d for d, u in enumerate(model.user_ids_.tolist())}
-    keep = [d for d, u in enumerate(test.user_ids.tolist()) if u in rows]
-    users = np.array([rows[u] for u in test.user_ids[keep].tolist()], dtype=np.int64)
-    from gibbslda.evaluate import _subset
-
-    test = _subset(test, np.array(keep, dtype=np.int64))
-    known = _subset(model.corpus_, users)
-    return known, test, model.doc_topic_[users]

@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from gibbslda.cli.common import Model, json_option
+
 EXAMPLE = "Example: `gibbslda info model --json`"
 
 
 def info(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder.")],
-    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False,
+    model_path: Model,
+    as_json: Annotated[bool, json_option("JSON on stdout.")] = False,
 ) -> None:
     """What was trained, on what, for how long, with which priors, and how well."""
     import json

@@ -7,14 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
+from gibbslda.cli.common import json_option, output_option
+
 EXAMPLE = ("Example: `gibbslda prepare UserBehavior.csv --format taobao --min-user-items 5 "
            "--split heldout -o prepared`")
 
 
 def prepare(
     source: Annotated[Path, typer.Argument(help="CSV/TSV, Parquet or NDJSON event file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
-                                         help="The prepared folder to write.")] = Path("prepared"),
+    output: Annotated[Path, output_option("The prepared folder to write.",
+                                          file_okay=False)] = Path("prepared"),
     format: Annotated[str, typer.Option(
         "--format", help="generic, retailrocket, taobao, online_retail or movielens.")] = "generic",
     user: Annotated[Optional[str], typer.Option(help="Generic: user id column.")] = None,
@@ -47,7 +49,7 @@ def prepare(
         help="Replace user ids by keyed hashes (HMAC-SHA256, key in the environment "
              "variable GIBBSLDA_PSEUDONYM_KEY, never stored); users are then ordered by "
              "pseudonym.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="The summary as JSON on stdout.")] = False,
+    as_json: Annotated[bool, json_option("The summary as JSON on stdout.")] = False,
 ) -> None:
     """Read an event log with polars, weigh behaviours, filter and split it, and write a
     prepared folder; prints what was read, dropped and kept."""

@@ -6,11 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from gibbslda.cli.common import Json, Model, Output
+
 EXAMPLE = "Example: `gibbslda recommend model --user 12347 -n 10 --explain`"
 
 
 def recommend(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder.")],
+    model_path: Model,
     user: Annotated[Optional[list[str]], typer.Option(
         help="A training user id (repeat for several). Default: every user.")] = None,
     history: Annotated[Optional[list[str]], typer.Option(
@@ -21,9 +23,8 @@ def recommend(
         help="Also recommend items the user already has.")] = False,
     explain: Annotated[bool, typer.Option(
         help="Add the interest behind each recommendation.")] = False,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the table (.parquet, .csv or .json).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
+    output: Output = None,
+    as_json: Json = False,
 ) -> None:
     """Top items by p(item | user) for training users, or new users by their items."""
     import polars as pl

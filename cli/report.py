@@ -6,13 +6,15 @@ from typing import Annotated
 
 import typer
 
+from gibbslda.cli.common import Model, output_option
+
 EXAMPLE = "Example: `gibbslda report model -o report.html`"
 
 
 def report(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder.")],
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="The HTML file to write.", dir_okay=False)] = Path("report.html"),
+    model_path: Model,
+    output: Annotated[Path, output_option(
+        "The HTML file to write.", dir_okay=False)] = Path("report.html"),
     items: Annotated[int, typer.Option(min=1, help="Top items per interest.")] = 10,
     users: Annotated[int, typer.Option(min=0, help="Users in the profile explorer.")] = 200,
 ) -> None:

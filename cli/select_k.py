@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+from gibbslda.cli.common import Json, Output, prior, read_source
 
 EXAMPLE = "Example: `gibbslda select-k prepared --ks 10,25,50 --iterations 200 --alpha auto`"
 
@@ -18,22 +20,20 @@ def select_k(
     beta: Annotated[str, typer.Option(help="A number or 'auto'.")] = "0.01",
     seed: Annotated[int, typer.Option(help="Seed of the split and of every fit.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Users held out.")] = 0.1,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the table (.parquet, .csv or .json).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
+    output: Output = None,
+    as_json: Json = False,
 ) -> None:
     """Held-out perplexity (document completion), NPMI, UMass and diversity for each K,
     all on the same held-out users and with the same seed."""
     from gibbslda.cli.output import show_table, write_table
-    from gibbslda.cli.train import _prior, _read_source
     from gibbslda.select import select_k as run
 
     try:
         values = [int(k) for k in ks.split(",")]
     except ValueError:
         raise ValueError(f"--ks takes comma-separated integers, got {ks!r}") from None
-    corpus = _read_source(source, "user_id", "item_id")["corpus"]
-    table = run(corpus, values, alpha=_prior(alpha), beta=_prior(beta), n_iter=iterations,
+    corpus = read_source(source, "user_id", "item_id")["corpus"]
+    table = run(corpus, values, alpha=prior(alpha), beta=prior(beta), n_iter=iterations,
                 seed=seed, test_fraction=test_fraction)
     if output is not None:
         write_table(table, output)

@@ -6,15 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
+from gibbslda.cli.common import Json, Model, output_option
+
 EXAMPLE = "Example: `gibbslda topics model -n 10 -o topics.parquet`"
 
 
 def topics(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder.")],
+    model_path: Model,
     n: Annotated[int, typer.Option("-n", "--items", min=1, help="Items per interest.")] = 10,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the long table (.parquet, .csv or .json).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON records on stdout.")] = False,
+    output: Annotated[Optional[Path], output_option(
+        "Write the long table (.parquet, .csv or .json).")] = None,
+    as_json: Json = False,
 ) -> None:
     """Top items of every interest: topic, share of tokens, rank, item, label, weight."""
     import numpy as np

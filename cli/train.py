@@ -10,7 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from gibbslda.cli.common import LABELS
+# prior and read_source keep their old private names here while the Dask path is being
+# reworked; select-k uses them from gibbslda.cli.common
+from gibbslda.cli.common import (LABELS, output_option, prior as _prior,
+                                 read_source as _read_source)
 
 EXAMPLE = ("Example: `gibbslda train prepared -o model -k 50 --iterations 300 --shards 4 "
            "--threads 4`")
@@ -25,9 +28,8 @@ def train(
     source: Annotated[Optional[Path], typer.Argument(
         help="A prepared folder (`gibbslda prepare`) or an event file (Parquet/CSV with "
              "user and item columns). Not needed with --resume.")] = None,
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Model folder, written at every checkpoint.",
-        file_okay=False)] = Path("model"),
+    output: Annotated[Path, output_option(
+        "Model folder, written at every checkpoint.", file_okay=False)] = Path("model"),
     topics: Annotated[Optional[int], typer.Option(
         "--topics", "-k", help="Interests (topics); default 20.")] = None,
     iterations: Annotated[Optional[int], typer.Option(
@@ -187,8 +189,6 @@ def _train_on_dask(source, output: Path, address: str, partitions, sweeps_per_ro
     """AD-LDA on a Dask cluster (:mod:`gibbslda.distributed`); the round checkpoint is
     ``<output>.rounds.npz``; the model folder is written at the end, or when Ctrl-C
     (``stopped``) stops the rounds (exit 130)."""
-    from types import SimpleNamespace
-
     from gibbslda.cli.progress import TrainingDisplay, compile_kernels
     from gibbslda.distributed import DistributedLDA
 
@@ -216,21 +216,14 @@ def _train_on_dask(source, output: Path, address: str, partitions, sweeps_per_ro
             random_state=settings["seed"], sampler=settings["sampler"],
             n_partitions=partitions or max(workers, 1), sweeps_per_round=sweeps_per_round,
             checkpoint=stopped.place, checkpoint_every=every)
-        tokens = data["corpus"].n_tokens
-        last = {"seconds": 0.0, "sweeps": 0}
 
-        def as_sweep(info):  # a round, in the words of the training display
+        def checkpointed(info) -> None:  # info: the round's SweepInfo
             if info.round % every == 0:  # its checkpoint is written
-                stopped.last = f"sweep {info.sweeps}"
-            seconds = max(info.seconds - last["seconds"], 1e-12)
-            rate = tokens * (info.sweeps - last["sweeps"]) / seconds
-            last.update(seconds=info.seconds, sweeps=info.sweeps)
-            return SimpleNamespace(iteration=info.sweeps, n_iter=info.n_iter,
-                                   tokens_per_second=rate, loglik=info.loglik, heldout=None)
+                stopped.last = f"sweep {info.iteration}"
 
-        with TrainingDisplay(err, show=show, stop_requested=stopped) as display:
-            estimator.fit(data["corpus"], client, resume=resume,
-                          callback=lambda info: display(as_sweep(info)))
+        with TrainingDisplay(err, show=show, stop_requested=stopped,
+                             on_sweep=checkpointed) as display:
+            estimator.fit(data["corpus"], client, resume=resume, callback=display)
     finally:
         client.close()
         if cluster is not None:
@@ -285,37 +278,6 @@ def _say(err, show: bool, text: str) -> None:
         from rich.markup import escape
 
         err.print(escape(text))
-
-
-def _prior(text: str):
-    if text == "auto":
-        return "auto"
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"a prior must be a number or 'auto', got {text!r}") from None
-
-
-def _read_source(source: Path, user: str, item: str) -> dict:
-    """The training corpus, item labels and held-out parts of a prepared folder, or the
-    corpus of an event file (one token per row)."""
-    from gibbslda import preprocess
-
-    if source.is_dir():
-        prepared = preprocess.read_prepared(source)
-        words = prepared.words
-        labels = None
-        if words.get_column("label").null_count() < words.height:
-            labels = words.select(item_id=words["word_id"].cast(str),
-                                  label=words["label"].fill_null(""))
-        heldout = None
-        if {"observed", "hidden"} <= set(prepared.parts):
-            heldout = (prepared.corpus("observed"), prepared.corpus("hidden"))
-        return {"corpus": prepared.corpus("train"), "labels": labels, "heldout": heldout}
-    if not source.exists():
-        raise FileNotFoundError(2, "no such file or folder", str(source))
-    prepared = preprocess.prepare(source, user=user, item=item)
-    return {"corpus": prepared.corpus("train"), "labels": None, "heldout": None}
 
 
 class _Interrupt:

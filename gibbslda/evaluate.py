@@ -11,7 +11,8 @@ and choosing K.
 - choosing K on one split: :func:`gibbslda.select.select_k` (it fits models, so it lives
   above the estimator);
 - :func:`ranking_metrics`, :func:`evaluate_rankings`, :func:`item_popularity` (from
-  :mod:`gibbslda.ranking`): Recall/NDCG/Precision/HitRate/MAP@k, coverage, novelty.
+  :mod:`gibbslda.ranking`): Recall/NDCG/Precision/HitRate/MAP@k, coverage, novelty;
+  :func:`heldout_parts` reads what they rank from a prepared split.
 
 References
 ----------
@@ -31,7 +32,7 @@ from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics
 __all__ = ["UserSplit", "split_users", "completion_log_likelihood",
            "left_to_right_log_likelihood", "perplexity", "coherence", "diversity",
            "coherence_scores", "top_items", "ranking_metrics", "evaluate_rankings",
-           "item_popularity"]
+           "item_popularity", "heldout_parts"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,47 @@ def left_to_right_log_likelihood(model, users, *, n_particles: int = 20, seed=0,
 def perplexity(log_likelihood_per_token: float) -> float:
     """exp(-log-likelihood per token): the effective number of equally likely items."""
     return float(np.exp(-log_likelihood_per_token))
+
+
+def heldout_parts(model, prepared) -> tuple[Corpus, Corpus, np.ndarray]:
+    """What a ranking evaluation of ``model`` on a prepared split compares, row-aligned.
+
+    With held-out users (parts ``"observed"`` and ``"hidden"``, from
+    :class:`gibbslda.preprocess.HeldOutUsers`) the users are those held out: their
+    observed items are known, their hidden items are the truth and their topic mix is
+    folded in from the observed items (``model.transform``). Otherwise (a ``"test"`` part,
+    from ``LeaveLastN`` or ``TimeCutoff``) the users are the test users the model was
+    trained on: their training items are known, their test items are the truth and their
+    topic mix is the fitted ``doc_topic_``; test users the model has not seen are left out.
+
+    Parameters
+    ----------
+    model : a fitted :class:`gibbslda.LDA`, trained on ``prepared``'s ``"train"`` part.
+    prepared : :class:`gibbslda.preprocess.Prepared` (from ``read_prepared``).
+
+    Returns
+    -------
+    (known, truth, theta): two :class:`Corpus` of the same D users in the same order, and
+    theta (D, K), the users' topic mixes, as :func:`evaluate_rankings` takes them.
+
+    Raises
+    ------
+    ValueError
+        ``prepared`` has no held-out part.
+    """
+    parts = set(prepared.parts)
+    if {"observed", "hidden"} <= parts:
+        observed, hidden = prepared.corpus("observed"), prepared.corpus("hidden")
+        return observed, hidden, model.transform(observed)
+    if "test" not in parts:
+        raise ValueError("this prepared folder has no held-out part: prepare it with "
+                         "--split heldout, last or time")
+    test = prepared.corpus("test")
+    rows = {u: d for d, u in enumerate(model.user_ids_.tolist())}
+    keep = [d for d, u in enumerate(test.user_ids.tolist()) if u in rows]
+    users = np.array([rows[u] for u in test.user_ids[keep].tolist()], dtype=np.int64)
+    test = _subset(test, np.array(keep, dtype=np.int64))
+    return _subset(model.corpus_, users), test, model.doc_topic_[users]
 
 
 def _subset(corpus: Corpus, users: np.ndarray) -> Corpus:

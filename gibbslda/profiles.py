@@ -1,13 +1,15 @@
 """Who the users are and what they will want, as tables from a fitted LDA.
 
-- :func:`user_profiles`: each user's top interests (topics) and their weights theta_uk.
+- :func:`user_profiles`: each user's top interests (topics) and their weights theta_uk;
+  :func:`user_topics`: every user's whole mix, long or wide.
 - :func:`topic_summary`: per interest, how many users have it as their main one, its
   share of the tokens, its expected number of users and its top items.
 - :func:`demand`: expected demand per item, sum over users of p(item | user), and per
   category.
 - :func:`topic_labels`: a short name per interest from its items' titles or categories;
   :func:`name_topics` does the naming from texts aligned with the items, and is the one
-  way gibbslda names topics (the report and the command line call it too).
+  way gibbslda names topics (the report and the command line call it too);
+  :func:`item_names`: one text per item, its label or else its id.
 
 Conventions as in :mod:`gibbslda.recommend`: polars frames in long format, ranks from 1,
 ties to the lower topic or item index, the model's own user and item ids. ``labels`` is
@@ -64,6 +66,28 @@ def user_profiles(model, *, n: int = 3, labels=None, users=None) -> pl.DataFrame
         pl.Series("weight", np.take_along_axis(theta[rows], topics, axis=1).ravel(),
                   dtype=pl.Float64),
     ])
+
+
+def user_topics(model, *, wide: bool = False) -> pl.DataFrame:
+    """Every training user's whole mix of interests, theta (D x K), as a table.
+
+    Returns
+    -------
+    polars.DataFrame: long (the default), D x K rows user_id, topic (Int32), weight
+    (theta_uk), users in index order and topics in order within a user; or ``wide``, D
+    rows user_id, topic_0 .. topic_{K-1}. user_id is the model's id as text (String). A
+    user's weights sum to 1.
+    """
+    _check_model(model)
+    theta = model.doc_topic_
+    ids = pl.Series("user_id", model.user_ids_).cast(pl.String)
+    if wide:
+        frame = pl.DataFrame(theta, schema=[f"topic_{k}" for k in range(theta.shape[1])])
+        return frame.insert_column(0, ids)
+    n_users, k = theta.shape
+    return pl.DataFrame({"user_id": np.repeat(ids.to_numpy(), k),
+                         "topic": np.tile(np.arange(k, dtype=np.int32), n_users),
+                         "weight": theta.ravel()})
 
 
 def topic_summary(model, *, labels=None, n_items: int = 5) -> pl.DataFrame:
@@ -161,6 +185,29 @@ def topic_labels(model, item_labels, *, n: int = 3, item: str = "item_id",
     _check_model(model)
     return name_topics(model.topic_word_, _label_per_item(model, item_labels, item=item,
                                                           value=label), n=n, sep=sep)
+
+
+def item_names(model, item_labels=None, *, item: str = "item_id",
+               label: str = "label") -> np.ndarray:
+    """One text per model item, aligned with ``item_ids_``: its label, else its id.
+
+    ``item_labels`` maps item ids to labels as in :func:`topic_labels` (a dict, or a
+    polars/pandas frame with columns ``item`` and ``label``, such as the
+    ``labels.parquet`` the command line keeps in a model folder); None: every item is
+    named by its id. An item without a label, or with an empty one, is named by its id
+    as text; labels are kept as given (not stripped).
+
+    Returns
+    -------
+    numpy object array (V,) of str.
+    """
+    _check_model(model)
+    ids = pl.Series(model.item_ids_).cast(pl.String).to_numpy()
+    if item_labels is None:
+        return ids
+    texts = _label_per_item(model, item_labels, item=item, value=label)
+    named = np.array([t is not None and t != "" for t in texts], dtype=bool)
+    return np.where(named, texts, ids)
 
 
 def name_topics(topic_word, item_texts, *, n: int = 3, sep: str = " / ") -> list[str]:

@@ -3,11 +3,12 @@ import itertools
 from math import lgamma, log
 
 import numpy as np
+import polars as pl
 import pytest
 
-from gibbslda import LDA, _rng, sampler
-from gibbslda.evaluate import (completion_log_likelihood, left_to_right_log_likelihood,
-                               perplexity, split_users)
+from gibbslda import LDA, _rng, preprocess, sampler
+from gibbslda.evaluate import (completion_log_likelihood, heldout_parts,
+                               left_to_right_log_likelihood, perplexity, split_users)
 from gibbslda.select import select_k
 from tests import reference
 
@@ -123,3 +124,45 @@ def test_left_to_right_refuses_a_bad_stream():
 def test_select_k_checks_every_k_before_fitting(planted, ks, error):
     with pytest.raises(error, match=r"ks\[1\] must be"):
         select_k(planted.corpus, ks, n_iter=1)
+
+
+def _prepared_events(split):
+    """40 users of 15 items; the last six arrive late, so a time cutoff holds them out
+    whole (test users the model never trains on)."""
+    rng = np.random.default_rng(8)
+    rows = [(f"u{u}", f"i{int(rng.integers(0, 15))}", (1000 if u >= 34 else 0) + u + t)
+            for u in range(40) for t in range(int(rng.integers(3, 10)))]
+    frame = pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp"], orient="row")
+    return preprocess.prepare(frame, timestamp="timestamp", split=split, seed=3)
+
+
+@pytest.mark.parametrize("split", [preprocess.HeldOutUsers(0.3, 0.4),
+                                   preprocess.TimeCutoff(0.3)])
+def test_heldout_parts_match_a_slow_reference(split):
+    prepared = _prepared_events(split)
+    model = LDA(3, n_iter=5, random_state=1).fit(prepared.corpus("train"))
+    known, truth, theta = heldout_parts(model, prepared)
+    t = prepared.tokens
+    want = reference.heldout_parts(
+        zip(*(t.get_column(c).to_list() for c in ("user", "word", "count", "part"))),
+        prepared.users.get_column("user_id").to_list(), model.user_ids_.tolist())
+    assert len(want) >= 5
+    assert known.user_ids.tolist() == truth.user_ids.tolist() == [u for u, *_ in want]
+    for d, (_, known_words, truth_words, _) in enumerate(want):
+        assert known.words[known.indptr[d]:known.indptr[d + 1]].tolist() == known_words
+        assert truth.words[truth.indptr[d]:truth.indptr[d + 1]].tolist() == truth_words
+    if isinstance(split, preprocess.HeldOutUsers):  # folded in from the observed items
+        items = prepared.words.get_column("word_id").to_numpy()
+        np.testing.assert_array_equal(theta, model.transform([items[w].tolist()
+                                                              for _, w, *_ in want]))
+    else:  # the fitted mixes; late users, unseen in training, are left out
+        np.testing.assert_array_equal(theta, model.doc_topic_[[row for *_, row in want]])
+        late = set(prepared.corpus("test").user_ids.tolist()) - set(model.user_ids_.tolist())
+        assert late and not late & set(known.user_ids.tolist())
+
+
+def test_heldout_parts_needs_a_heldout_part():
+    prepared = _prepared_events(None)
+    model = LDA(3, n_iter=2, random_state=1).fit(prepared.corpus("train"))
+    with pytest.raises(ValueError, match="this prepared folder has no held-out part"):
+        heldout_parts(model, prepared)

@@ -4,9 +4,11 @@ import polars as pl
 import pytest
 
 from gibbslda import LDA, Corpus, NotFittedError
-from gibbslda.profiles import demand, topic_labels, topic_summary, user_profiles
+from gibbslda.profiles import (demand, item_names, topic_labels, topic_summary,
+                               user_profiles, user_topics)
 from gibbslda.recommend import (explain, item_topics, recommend, recommend_new,
                                 similar_items, top_n)
+from tests import reference
 
 
 # -- slow references ---------------------------------------------------------------------
@@ -378,6 +380,35 @@ def test_user_profiles_are_sorted_weights_of_theta(named_model):
     assert some.get_column("rank").to_list() == [1, 2, 3, 4]  # n is capped at K
     assert some.get_column("label").null_count() == 4
     assert some.get_column("weight").sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("which", ["model", "named_model"])  # integer and string ids
+def test_user_topics_long_and_wide_hold_all_of_theta(which, request):
+    model = request.getfixturevalue(which)
+    theta = model.doc_topic_
+    long = user_topics(model)
+    assert long.schema == {"user_id": pl.String, "topic": pl.Int32, "weight": pl.Float64}
+    assert list(long.iter_rows()) == reference.user_topic_rows(theta, model.user_ids_)
+    wide = user_topics(model, wide=True)
+    assert wide.columns == ["user_id", *(f"topic_{k}" for k in range(model.n_topics))]
+    assert wide.get_column("user_id").to_list() == [str(u) for u in model.user_ids_]
+    np.testing.assert_array_equal(wide.drop("user_id").to_numpy(), theta)
+
+
+def test_item_names_are_labels_else_ids(model):
+    """The labels file of a model folder: ids as text, one empty label, one missing, one
+    blank (kept as given), one for an item the model does not have."""
+    ids = model.item_ids_.tolist()
+    labels = {"3": "three", "5": "  ", "7": "", "11": "eleven", "999": "not in the model"}
+    table = pl.DataFrame({"item_id": [*labels, "20"], "label": [*labels.values(), None]})
+    names = item_names(model, table)
+    assert names.shape == (len(ids),) and names.dtype == object
+    assert names.tolist() == reference.item_names(ids, labels)
+    assert names[[3, 5, 7, 20]].tolist() == ["three", "  ", "7", "20"]
+    assert item_names(model, {3: "three"}).tolist() == reference.item_names(ids, {"3": "three"})
+    assert item_names(model).tolist() == [str(i) for i in ids]
+    with pytest.raises(ValueError, match="on more than one row"):
+        item_names(model, pl.DataFrame({"item_id": ["3", "3"], "label": ["a", "b"]}))
 
 
 def test_topic_summary_counts_main_interests(named_model):

@@ -10,7 +10,10 @@ the same topics and counts. Nothing here is fast or clever on purpose.
   of the topic totals per shard, merged after each round);
 - :func:`sweep_matrix`: the exact transition matrix of one such sweep over every assignment
   of a tiny corpus (its stationary law is what a chain of that schedule samples);
-- :func:`log_joint`, :func:`fold_in`.
+- :func:`warp_sweep_matrix`: the same for one cycle of the warp sampler's two passes;
+- :func:`log_joint`, :func:`fold_in`;
+- tables from plain loops: :func:`user_topic_rows`, :func:`item_names`,
+  :func:`heldout_parts`.
 """
 from __future__ import annotations
 
@@ -417,3 +420,119 @@ def top_k(scores, k):
         best = [w for w in np.argsort(-row, kind="stable") if row[w] != -np.inf][:k]
         out[r, :len(best)] = best
     return out
+
+
+def user_topic_rows(theta, user_ids):
+    """Reference of the long theta table: (user id as text, topic, weight) for every user
+    in order, topics in order within a user."""
+    return [(str(u), k, float(theta[d][k])) for d, u in enumerate(user_ids)
+            for k in range(len(theta[d]))]
+
+
+def item_names(item_ids, labels: dict):
+    """Reference of item naming: each item's label (looked up by its id as text), or the
+    id as text where it has none or an empty one."""
+    return [labels.get(str(i)) or str(i) for i in item_ids]
+
+
+def heldout_parts(tokens, user_ids, train_user_ids):
+    """Reference of what a ranking evaluation compares, from rows (user, word, count,
+    part) of a prepared split: per evaluated user (in user index order), the sorted word
+    lists (known, truth) and the user's row in the training users (None with held-out
+    users). Held-out users: observed -> hidden; else the test users known to training:
+    train -> test."""
+    lists = {}
+    for user, word, count, part in tokens:
+        lists.setdefault((part, user), []).extend([word] * count)
+    parts = {part for part, _ in lists}
+    if {"observed", "hidden"} <= parts:
+        known, truth = "observed", "hidden"
+    else:
+        known, truth = "train", "test"
+    rows = {u: d for d, u in enumerate(train_user_ids)}
+    out = []
+    for user in sorted({user for part, user in lists if part == truth}):
+        row = None if known == "observed" else rows.get(user_ids[user])
+        if known == "train" and row is None:
+            continue  # a test user the model was not trained on
+        out.append((user_ids[user], sorted(lists.get((known, user), [])),
+                    sorted(lists[(truth, user)]), row))
+    return out
+
+
+def warp_sweep_matrix(docs, n_topics, n_items, alpha, beta):
+    """The exact law of one cycle of the warp sampler (``_kernels.warp``): a K**N x K**N
+    row-stochastic matrix over assignments in base K (user-major tokens, token 0 most
+    significant). A sweep of ``mh_steps`` cycles is its ``mh_steps``-th power, with the
+    same stationary law.
+
+    A cycle: every token i draws a user proposal from q(k) ~ n_dk^-i + alpha_k of the
+    cycle's start z; the item pass takes the tokens item after item (each item's in user
+    order), token i accepting t over its topic s with probability min(1, (c_wt + beta)
+    (n_s^-i + V beta) / ((c_ws + beta)(n_t^-i + V beta))), c_w the item's counts without i
+    as they stand (earlier tokens of the item already moved), n_k the start's totals; then
+    from the pass's result z1 every token draws an item proposal q(k) ~ n_wk^-i + beta and
+    the user pass does the same with c_d + alpha, the totals of z1.
+    """
+    K, V = n_topics, n_items
+    a, b = [float(x) for x in alpha], float(beta)
+    words = [w for doc in docs for w in doc]
+    user = [d for d, doc in enumerate(docs) for _ in doc]
+    by_item = sorted(range(len(words)), key=lambda i: (words[i], i))
+    states = list(itertools.product(range(K), repeat=len(words)))
+    index = {z: s for s, z in enumerate(states)}
+
+    def others(z, i, same):  # topic counts of the tokens j != i with same(j)
+        counts = [0] * K
+        for j, k in enumerate(z):
+            if j != i and same(j):
+                counts[k] += 1
+        return counts
+
+    def proposal(z, i, side):
+        if side == "user":
+            c = others(z, i, lambda j: user[j] == user[i])
+            weights = [c[k] + a[k] for k in range(K)]
+        else:
+            c = others(z, i, lambda j: words[j] == words[i])
+            weights = [c[k] + b for k in range(K)]
+        return [x / sum(weights) for x in weights]
+
+    def token_pass(z0, order, side):
+        """Distribution of z after the tokens of ``order`` each take one MH step."""
+        n_k = [sum(k == t for k in z0) for t in range(K)]
+        q = {i: proposal(z0, i, "user" if side == "item" else "item") for i in order}
+        dist = {z0: 1.0}
+        for i in order:
+            new = {}
+            for z, pz in dist.items():
+                s = z[i]
+                if side == "item":
+                    c = others(z, i, lambda j: words[j] == words[i])
+                    prior = [b] * K
+                else:
+                    c = others(z, i, lambda j: user[j] == user[i])
+                    prior = a
+                stay = 1.0
+                for t in range(K):
+                    if t == s:
+                        continue
+                    ratio = ((c[t] + prior[t]) * (n_k[s] - 1 + V * b)
+                             / ((c[s] + prior[s]) * (n_k[t] + V * b)))
+                    move = q[i][t] * min(1.0, ratio)
+                    stay -= move
+                    z2 = z[:i] + (t,) + z[i + 1:]
+                    new[z2] = new.get(z2, 0.0) + pz * move
+                new[z] = new.get(z, 0.0) + pz * stay
+            dist = new
+        return dist
+
+    user_rows = {}
+    matrix = [[0.0] * len(states) for _ in states]
+    for z0 in states:
+        for z1, p1 in token_pass(z0, by_item, "item").items():
+            if z1 not in user_rows:
+                user_rows[z1] = token_pass(z1, range(len(words)), "user")
+            for z2, p2 in user_rows[z1].items():
+                matrix[index[z0]][index[z2]] += p1 * p2
+    return matrix

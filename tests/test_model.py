@@ -7,6 +7,19 @@ import pytest
 from gibbslda import LDA, Corpus, NotFittedError, SweepInfo, _kernels, sampler
 
 
+def recount(corpus, z, n_topics):
+    """n_dk, n_wk and n_k counted from the assignments token by token, here in the test
+    (not with the library's counting): user d owns tokens indptr[d]:indptr[d + 1]."""
+    users = np.repeat(np.arange(corpus.n_users), np.diff(corpus.indptr))
+    n_dk = np.zeros((corpus.n_users, n_topics), dtype=np.int64)
+    n_wk = np.zeros((corpus.n_items, n_topics), dtype=np.int64)
+    n_k = np.zeros(n_topics, dtype=np.int64)
+    np.add.at(n_dk, (users, z), 1)
+    np.add.at(n_wk, (corpus.words, z), 1)
+    np.add.at(n_k, z, 1)
+    return n_dk, n_wk, n_k
+
+
 def assert_invariants(model, corpus):
     n_dk, n_wk, n_k = model.n_dk_, model.n_wk_, model.n_k_
     for counts in (n_dk, n_wk, n_k):
@@ -16,10 +29,17 @@ def assert_invariants(model, corpus):
     np.testing.assert_array_equal(n_wk.sum(1), np.bincount(corpus.words, minlength=corpus.n_items))
     np.testing.assert_array_equal(n_dk.sum(0), n_k)
     np.testing.assert_array_equal(n_wk.sum(0), n_k)
-    rebuilt = sampler.counts_from_z(corpus.indptr, corpus.words, model.z_, model.n_topics,
-                                    corpus.n_items)
-    for got, want in zip((n_dk, n_wk, n_k), rebuilt):
+    assert model.z_.shape == corpus.words.shape
+    assert 0 <= model.z_.min() and model.z_.max() < model.n_topics
+    want_dk, want_wk, want_k = recount(corpus, model.z_, model.n_topics)
+    for got, want in zip((n_dk, n_wk, n_k), (want_dk, want_wk, want_k)):
         np.testing.assert_array_equal(got, want)
+    # theta and phi from the recount, by their definitions
+    alpha, beta = np.asarray(model.alpha_), model.beta_
+    np.testing.assert_allclose(model.doc_topic_, (want_dk + alpha)
+                               / (corpus.lengths[:, None] + alpha.sum()), rtol=1e-12)
+    np.testing.assert_allclose(model.topic_word_, (want_wk.T + beta)
+                               / (want_k[:, None] + corpus.n_items * beta), rtol=1e-12)
     for matrix in (model.topic_word_, model.doc_topic_):
         assert np.isfinite(matrix).all()
         np.testing.assert_allclose(matrix.sum(1), 1.0, rtol=1e-12)
@@ -37,29 +57,49 @@ def test_fit_keeps_invariants(planted, alpha):
     assert_invariants(model, planted.corpus)
 
 
-def test_planted_topics_are_recovered(planted):
-    """After best matching, each recovered topic is within total variation 0.10 of the truth.
+SEEDS = range(5)
 
-    The truth is five disjoint blocks of 20 items; with about 3,000 tokens per topic the
-    sampling noise of the empirical phi alone is near 0.05 in TV, so 0.10 leaves room for
-    noise but not for a topic that mixes two blocks (TV >= 0.5).
-    """
-    model = LDA(5, alpha=0.1, beta=0.01, n_iter=150, random_state=1).fit(planted.corpus)
-    phi, truth = model.topic_word_, planted.topic_word
-    best = min(itertools.permutations(range(5)),
+
+def matched_tv(phi, truth):
+    """Total variation of each recovered topic from its true topic, after the best matching."""
+    best = min(itertools.permutations(range(truth.shape[0])),
                key=lambda perm: np.abs(phi[list(perm)] - truth).sum())
-    tv = 0.5 * np.abs(phi[list(best)] - truth).sum(1)
-    assert tv.max() < 0.10, tv
+    return 0.5 * np.abs(phi[list(best)] - truth).sum(1)
+
+
+def test_planted_topics_are_recovered(planted):
+    """Over 5 seeds, recovered topics are on average within total variation 0.04 of the
+    truth, and no topic of any seed is beyond 0.10.
+
+    The truth is five disjoint blocks of 20 items; with about 2,700 tokens per topic the
+    sampling noise of the empirical phi alone is near 0.03 in TV (measured: 0.028 for every
+    seed, spread 0.001), so 0.04 on the mean leaves room for noise but not for a sampler
+    whose topics are biased on every seed. One seed stuck with two planted topics merged
+    (TV >= 0.5 on two of its topics) moves the mean by >= 0.04 and fails it too.
+    """
+    tvs = np.array([matched_tv(LDA(5, alpha=0.1, beta=0.01, n_iter=150, random_state=seed)
+                               .fit(planted.corpus).topic_word_, planted.topic_word)
+                    for seed in SEEDS])
+    assert tvs.mean() < 0.04, tvs.mean(1)
+    assert tvs.max() < 0.10, tvs
 
 
 def test_loglik_improves_from_initialisation(planted):
-    model = LDA(5, n_iter=40, eval_every=10, random_state=3).fit(planted.corpus)
-    history = model.loglik_
-    assert history["iteration"].tolist() == [0, 10, 20, 30, 40]
-    # Random topics are far from the posterior mode: 0.5 nats/token is a conservative floor
-    # for this planted corpus (the observed gain is about 3 nats/token).
-    assert history["loglik"][-1] > history["loglik"][0] + 0.5
-    assert np.all(np.diff(history["seconds"]) >= 0)
+    """Over 3 seeds, log p(w, z) per token gains on average more than 2.5 nats from the
+    random start within 40 sweeps.
+
+    Random topics are far from the posterior mode: the observed gain is 2.92 for every seed
+    (spread 0.02), so 2.5 is a floor with room for noise; a chain that ignores the user
+    counts (topics not tied to users) gains far less.
+    """
+    gains = []
+    for seed in range(3):
+        model = LDA(5, n_iter=40, eval_every=10, random_state=seed).fit(planted.corpus)
+        history = model.loglik_
+        assert history["iteration"].tolist() == [0, 10, 20, 30, 40]
+        assert np.all(np.diff(history["seconds"]) >= 0)
+        gains.append(history["loglik"][-1] - history["loglik"][0])
+    assert np.mean(gains) > 2.5, gains
 
 
 def test_same_seed_same_model_other_seed_differs(planted):
@@ -172,7 +212,7 @@ def test_init_stores_arguments_only():
     assert model.n_topics == 0 and model.beta == "x" and model.sampler == "nope"
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
+INVALID_PARAMETERS = [
     ({"n_topics": 0}, ValueError, "n_topics must be >= 1, got 0"),
     ({"n_topics": 2.5}, TypeError, "n_topics must be an integer, got 2.5"),
     ({"alpha": -1.0}, ValueError, "alpha must be finite and > 0, got -1.0"),
@@ -186,17 +226,35 @@ def test_init_stores_arguments_only():
     ({"n_iter": -1}, ValueError, "n_iter must be >= 0, got -1"),
     ({"eval_every": 0}, ValueError, "eval_every must be >= 1, got 0"),
     ({"sampler": "gpu"}, ValueError,
-     r"sampler must be one of \['auto', 'dense', 'sparse', 'mh'\], got 'gpu'"),
+     r"sampler must be one of \['auto', 'dense', 'sparse', 'mh', 'warp'\], got 'gpu'"),
     ({"n_shards": 0}, ValueError, "n_shards must be >= 1, got 0"),
     ({"n_jobs": 0}, ValueError, "n_jobs must be >= 1, got 0"),
     ({"mh_steps": 0}, ValueError, "mh_steps must be >= 1, got 0"),
     ({"random_state": -3}, ValueError, "random_state must be >= 0, got -3"),
     ({"random_state": "seed"}, TypeError, "random_state must be an int, a numpy Generator"),
-])
+]
+
+
+@pytest.mark.parametrize("kwargs,error,match", INVALID_PARAMETERS)
 def test_invalid_parameter_is_named(kwargs, error, match):
     params = {"n_topics": 3, "n_iter": 2} | kwargs
     with pytest.raises(error, match=match):
         LDA(**params).fit([[0, 1, 2], [1, 2]])
+
+
+@pytest.mark.parametrize("kwargs,error,match", INVALID_PARAMETERS)
+def test_check_params_refuses_what_fit_refuses_without_fitting(kwargs, error, match):
+    model = LDA(**({"n_topics": 3, "n_iter": 2} | kwargs))
+    with pytest.raises(error, match=match):
+        model.check_params()
+    assert not hasattr(model, "seed_entropy_")
+
+
+def test_check_params_returns_the_estimator_and_leaves_a_generator_alone():
+    generator = np.random.default_rng(4)
+    model = LDA(3, random_state=generator)
+    assert model.check_params() is model
+    assert generator.integers(0, 2**62) == np.random.default_rng(4).integers(0, 2**62)
 
 
 def test_invalid_transform_parameters(planted):

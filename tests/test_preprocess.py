@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from gibbslda import preprocess as pp
+from gibbslda.data import online_retail_dir
 from gibbslda.preprocess import HeldOutUsers, LeaveLastN, TimeCutoff, prepare
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -600,12 +601,46 @@ def test_prepared_corpus_fits_and_scores():
                                                  p.corpus("hidden")))
 
 
-# -- real data, when present --------------------------------------------------------------
+# -- real data: the shipped sample always, the shared folder when present ------------------
+
+def test_bundled_online_retail():
+    """prepare on the Online Retail sample shipped as gibbslda.data: every figure it reports
+    equals one counted here straight from the parquet with polars.
+
+    Default weights: a purchase is 3 tokens a unit, a return -3 a unit (|quantity|); the
+    cap is 10 tokens a pair. The file has no nulls, so no row is dropped.
+    """
+    path = online_retail_dir() / "interactions.parquet"
+    raw = pl.read_parquet(path)
+    assert raw.null_count().row(0) == (0,) * raw.width
+    events = dict(raw.group_by("event").len().iter_rows())
+    assert events == {"purchase": 396_370, "return": 8_539}  # as data/README.md states
+    assert raw.filter(pl.col("event") == "purchase")["user_id"].n_unique() == 4_335
+    p = prepare(path, event="event", quantity="quantity", timestamp="timestamp",
+                split=LeaveLastN(1))
+    assert p.summary["rows"]["read"] == raw.height == sum(events.values())
+    assert p.summary["events"] == events
+    units = pl.col("quantity").cast(pl.Int64)
+    net = raw.group_by("user_id", "item_id").agg(pl.when(pl.col("event") == "purchase")
+                                                  .then(3 * units).otherwise(-3 * units.abs())
+                                                  .sum().alias("net"))
+    kept = net.filter(pl.col("net") > 0)
+    assert p.summary["pairs"]["read"] == net.height
+    assert p.summary["pairs"]["not_positive"] == net.height - kept.height > 0
+    result = p.summary["result"]
+    assert {k: result[k] for k in ("users", "words", "pairs", "tokens")} == {
+        "users": kept["user_id"].n_unique(), "words": kept["item_id"].n_unique(),
+        "pairs": kept.height, "tokens": kept["net"].clip(upper_bound=10).sum()}
+    assert p.summary["result"]["users"] <= 4_335  # a user needs a purchase to keep a token
+    # LeaveLastN(1): each user's last pair is held out (users with one pair keep it)
+    parts = p.summary["parts"]
+    assert sum(part["pairs"] for part in parts.values()) == kept.height
+
 
 def _shared(name: str) -> Path:
     folder = SHARED / name
     if not (folder / "interactions.parquet").is_file():
-        pytest.skip(f"{folder} is not present")
+        pytest.skip(f"{folder} is not present (shared data outside the repository)")
     return folder
 
 
@@ -621,7 +656,8 @@ def test_taobao_head_categories():
     assert items.words.height == stats["items"]
 
 
-def test_online_retail_returns():
+def test_shared_online_retail_returns():
+    """The unfiltered shared copy (postage and fee codes included): 8,905 returns."""
     folder = _shared("online_retail")
     p = prepare(folder / "interactions.parquet", event="event", quantity="quantity",
                 timestamp="timestamp", split=LeaveLastN(1))

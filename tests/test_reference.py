@@ -119,8 +119,8 @@ def test_reference_partition_and_laws():
 
     Partition: users of lengths 2, 2, 3 and 3 shards: targets 7/3 and 14/3, so the running
     totals 2, 4, 7 put one user in each block. A sweep's exact law with one
-    shard leaves the enumerated posterior invariant for every sampler (detailed balance of
-    Gibbs and MH), and with two shards it is still a stochastic matrix.
+    shard leaves the enumerated posterior invariant (detailed balance of Gibbs and MH), and
+    so does a two-shard law whose first shard owns no user: one shard, one exact n_k.
     """
     assert reference.shard_bounds([2, 2, 3], 3) == [0, 1, 2, 3]
     assert reference.shard_bounds([1, 0, 5], 2) == [0, 2, 3]  # running 1, 1, 6 against 3
@@ -133,5 +133,8 @@ def test_reference_partition_and_laws():
     for name in ("dense", "mh"):
         law = np.array(reference.sweep_matrix(docs, 3, 3, alpha, beta, sampler=name))
         np.testing.assert_allclose(posterior @ law, posterior, atol=1e-12)
-    law = np.array(reference.sweep_matrix(docs, 3, 3, alpha, beta, n_shards=2))
-    np.testing.assert_allclose(law.sum(1), 1.0, atol=1e-12)
+    assert reference.layout(docs, 3, 2)[1] == [0, 0, 2]  # running 3, 5 against 2.5
+    docs = reference.layout(docs, 3, 2)[0]
+    posterior = exact_posterior(docs, 2, 3, alpha[:2], beta)
+    law = np.array(reference.sweep_matrix(docs, 2, 3, alpha[:2], beta, n_shards=2))
+    np.testing.assert_allclose(posterior @ law, posterior, atol=1e-12)

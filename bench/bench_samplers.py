@@ -9,7 +9,8 @@ Zipf popularity); each chain first runs ``BURN_IN`` sweeps from its random start
 first sweeps, with topics spread uniformly, say little about the rest of training; the
 dense sampler's O(K) cost does not depend on the state, so it gets 5), then each round is
 one sweep of the same chain. Configurations: 1 shard on 1 thread (the exact serial chain),
-and 8 shards on 1 then 2 threads (the same chain, so the thread speed-up is clean). Peers
+and 8 shards on 1 then 2 threads (the same chain, so the thread speed-up is clean); "warp"
+(``test_warp``) takes no shards and runs 1 then 2 threads on one chain. Peers
 get the same burn-in and priors (alpha 0.1 per topic, beta 0.01, no hyper-parameter
 optimisation). The ratio to tomotopy at equal K and threads is in ``extra_info``.
 """
@@ -62,7 +63,8 @@ def state_bytes(state) -> dict:
     """Bytes the chain holds: per token, per user and the item x topic counts."""
     layout = state.layout
     per_token = state.words.nbytes + state.z.nbytes + (
-        layout["wi"][1].nbytes + layout["wi"][2].nbytes) * (state.sampler == "mh")
+        layout["wi"][1].nbytes + layout["wi"][2].nbytes) * (state.sampler == "mh") + (
+        layout["warp"][1].nbytes if state.sampler == "warp" else 0)
     per_user = state.indptr.nbytes + layout["cell_ptr"].nbytes
     counts = state.n_wk.nbytes + state.n_k.nbytes + sum(a.nbytes for a in layout["wc"]) * (
         state.sampler == "sparse")
@@ -110,6 +112,15 @@ def test_sampler(benchmark, name, n_topics, n_shards, threads):
         "ratio_to_tomotopy": rate / peer if peer else None, **state_bytes(state),
     })
     assert np.isfinite(sampler.log_likelihood(state))
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("n_topics", TOPICS)
+def test_warp(benchmark, n_topics, threads):
+    """WarpLDA: one shard, the threads split each pass's items and users (the same chain on
+    1 and 2 threads, so the speed-up is clean); a round is one sweep of ``mh_steps`` = 2
+    cycles."""
+    test_sampler(benchmark, "warp", n_topics, 1, threads)
 
 
 @pytest.mark.parametrize("n_topics", [50, 200])

@@ -52,7 +52,7 @@ from gibbslda.evaluate import split_users
 
 ALPHA, BETA = 0.1, 0.01
 FOLD_IN_ITER, FOLD_IN_BURN_IN, FOLD_IN_SEED = 50, 10, 20261128
-SYSTEMS = ("sparse", "mh", "dense", "tomotopy")
+SYSTEMS = ("sparse", "mh", "warp", "dense", "tomotopy")
 
 
 @dataclass(frozen=True)

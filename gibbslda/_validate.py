@@ -41,6 +41,29 @@ def check_positive(name: str, value) -> float:
     return float(value)
 
 
+def check_priors(alpha, beta, n_topics: int, auto_start: dict) -> tuple[np.ndarray, float]:
+    """The estimator's priors as the sampler takes them: alpha (K,) float64 and beta; a
+    prior given as "auto" (learned) starts from ``auto_start[name]``."""
+    if isinstance(beta, str) and beta == "auto":
+        beta = auto_start["beta"]
+    elif isinstance(beta, str):
+        raise TypeError(f"beta must be a number or 'auto', got {beta!r}")
+    beta = check_positive("beta", beta)
+    if isinstance(alpha, (str, bytes)) and alpha != "auto":
+        raise TypeError(f"alpha must be a number, an array of {n_topics} numbers or "
+                        f"'auto', got {alpha!r}")
+    values = np.asarray(auto_start["alpha"] if isinstance(alpha, str) else alpha,
+                        dtype=np.float64)
+    if values.ndim == 0:
+        check_positive("alpha", float(values))
+    elif values.shape != (n_topics,):
+        raise ValueError(f"alpha must be a number or have one value per topic ({n_topics}), "
+                         f"got shape {values.shape}")
+    elif not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError(f"every alpha must be finite and > 0, got min {values.min()}")
+    return as_alpha(values, n_topics), float(beta)
+
+
 def check_choice(name: str, value, choices) -> str:
     if not (isinstance(value, str) and value in choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -224,7 +247,7 @@ def check_gibbs_state(state, samplers) -> None:
     n = _exact(state.words, "state.words", np.int32, 1).shape[0]
     d = _exact(state.indptr, "state.indptr", np.int64, 1).shape[0] - 1
     v = _exact(state.n_wk, "state.n_wk", np.int32, 2).shape[0]
-    sparse = state.sampler == "sparse"
+    sparse = state.sampler in ("sparse", "warp")  # no V x K matrix
     _exact(state.n_wk, "state.n_wk", np.int32, (v, 0 if sparse else k))
     _exact(state.z, "state.z", np.int32, (n,))
     _exact(state.rng, f"state.rng (one stream per shard: state.n_shards = {p})", np.uint64,
@@ -267,6 +290,8 @@ def _check_layout(state, p: int, d: int, v: int, k: int, n: int) -> None:
                          "offsets changed after init_state; build a new state")
     if state.sampler == "sparse":
         _check_packed(layout["wc"], v, k)
+    if state.sampler == "warp":
+        _check_warp(layout.get("warp"), d, v, n)
     if state.sampler == "mh":
         word_ptr, word_z, tok_pos = layout["wi"]
         as_offsets(_exact(word_ptr, f"{name}['wi'][0]", np.int64, (v + 1,)), n,
@@ -275,6 +300,25 @@ def _check_layout(state, p: int, d: int, v: int, k: int, n: int) -> None:
                "n_topics")
         _below(_exact(tok_pos, f"{name}['wi'][2]", np.int32, (n,)), n, f"{name}['wi'][2]",
                "n_tokens")
+
+
+def _check_warp(parts, d: int, v: int, n: int) -> None:
+    """The warp sampler's item-major order and block bounds (sampler.warp_layout)."""
+    name = "state.layout['warp']"
+    if not (isinstance(parts, tuple) and len(parts) == 4 and all(
+            isinstance(a, np.ndarray) for a in parts)):
+        raise ValueError(f"{name} must be the tuple (word_ptr, perm, user_bounds, "
+                         "item_bounds) that init_state builds; build the state again")
+    word_ptr, perm, user_bounds, item_bounds = parts
+    as_offsets(_exact(word_ptr, f"{name}[0]", np.int64, (v + 1,)), n, name=f"{name}[0]",
+               of="len(state.words)")
+    _below(_exact(perm, f"{name}[1]", np.int32, (n,)), n, f"{name}[1]", "n_tokens")
+    for i, bounds, last in ((2, user_bounds, d), (3, item_bounds, v)):
+        _exact(bounds, f"{name}[{i}]", np.int64, 1)
+        if bounds.shape[0] < 2 or bounds[0] != 0 or bounds[-1] != last or (
+                np.diff(bounds).min() < 0):
+            raise ValueError(f"{name}[{i}] must be block bounds from 0 to {last}; build the "
+                             "state again")
 
 
 def _check_packed(wc, v: int, k: int) -> None:

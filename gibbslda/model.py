@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gibbslda import _rng, heldout as _heldout, io, priors, sampler as _sampler
-from gibbslda._validate import check_int as _check_int, check_positive as _check_positive
+from gibbslda._validate import check_int as _check_int, check_priors as _check_priors
 from gibbslda.corpus import as_corpus
 from gibbslda.errors import ModelFileError, NotFittedError
 from gibbslda.io import HISTORY_DTYPE
@@ -57,18 +57,21 @@ class LDA:
         Gibbs sweeps that ``fit`` runs (and the total that ``resume()`` runs up to).
     random_state : int, numpy Generator or None
         Seed of every random stream; the same seed gives the same model bit for bit.
-    sampler : {"auto", "dense", "sparse", "mh"}, default "auto"
+    sampler : {"auto", "dense", "sparse", "mh", "warp"}, default "auto"
         The sweep kernel (see :mod:`gibbslda.sampler`). "auto" picks "dense" below
         ``AUTO_SPARSE_TOPICS`` (40) topics and "sparse" from there on (bench/README.md).
+        "warp" (WarpLDA) runs on ``n_jobs`` threads with ``n_shards=1``, same result.
     n_shards : int, default 1
         Blocks the users and items are split into for the parallel sweep; a model
         setting, not the thread count. 1 is the exact serial chain; more shards let more
         threads work, with the topic totals stale within each of the sweep's rounds.
     n_jobs : int or None, default None
         Threads for the sharded sweep (None: all numba threads), at most one per shard:
-        with ``n_shards=1`` the sweep runs on one thread. Never changes the result.
+        with ``n_shards=1`` the sweep runs on one thread ("warp": on all of them). Never
+        changes the result.
     mh_steps : int, default 2
-        Metropolis-Hastings cycles (item + user proposal) per token for sampler "mh".
+        Metropolis-Hastings cycles (item + user proposal) per token for samplers "mh" and
+        "warp".
     eval_every : int, default 10
         Evaluate log p(w, z) per token every this many sweeps (and at the first and last).
     transform_iter, transform_burn_in : int, default 50, 10
@@ -415,29 +418,11 @@ class LDA:
             _check_int("n_jobs", self.n_jobs, minimum=1)
         _check_int("optimize_every", self.optimize_every, minimum=1)
         _check_int("optimize_burn_in", self.optimize_burn_in, minimum=0)
-        if isinstance(self.beta, str) and self.beta == "auto":
-            self._beta = AUTO_START["beta"]
-        else:
-            if isinstance(self.beta, str):
-                raise TypeError(f"beta must be a number or 'auto', got {self.beta!r}")
-            _check_positive("beta", self.beta)
-            self._beta = float(self.beta)
         if self.sampler not in ("auto", *_sampler.SAMPLERS):
             raise ValueError(f"sampler must be one of {['auto', *_sampler.SAMPLERS]}, "
                              f"got {self.sampler!r}")
-        if isinstance(self.alpha, (str, bytes)) and self.alpha != "auto":
-            raise TypeError(f"alpha must be a number, an array of {self.n_topics} "
-                            f"numbers or 'auto', got {self.alpha!r}")
-        learned = isinstance(self.alpha, str)  # "auto": checked above
-        alpha = np.asarray(AUTO_START["alpha"] if learned else self.alpha, dtype=np.float64)
-        if alpha.ndim == 0:
-            _check_positive("alpha", float(alpha))
-        elif alpha.shape != (self.n_topics,):
-            raise ValueError(f"alpha must be a number or have one value per topic "
-                             f"({self.n_topics}), got shape {alpha.shape}")
-        elif not (np.all(np.isfinite(alpha)) and np.all(alpha > 0)):
-            raise ValueError(f"every alpha must be finite and > 0, got min {alpha.min()}")
-        self._alpha = _sampler.as_alpha(alpha, self.n_topics)
+        self._alpha, self._beta = _check_priors(self.alpha, self.beta, self.n_topics,
+                                                AUTO_START)
 
 
 # "auto" by K: dense (V x K counts, O(K) a token) is faster below this many topics, sparse

@@ -57,9 +57,13 @@ def packed_counts(words, z, n_topics: int, n_items: int, dtype=None):
 def item_counts(state):
     """``(values, shift)``: every item x topic count of ``state`` (a GibbsState) as
     ``values >> shift`` (1-D, no copy): the sparse sampler's packed rows, or the flattened
-    dense matrix."""
+    dense matrix. The warp sampler keeps no counts per item: its are built from ``z`` as
+    packed rows (a copy, O(N log N))."""
     if state.sampler == "sparse":
         return state.layout["wc"][1], topic_bits(state.n_topics)
+    if state.sampler == "warp":
+        rows = packed_counts(state.words, state.z, state.n_topics, state.n_items)[1]
+        return rows, topic_bits(state.n_topics)
     return state.n_wk.reshape(-1), 0
 
 

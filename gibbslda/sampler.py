@@ -27,6 +27,12 @@ Samplers (all target the LDA posterior; with ``n_shards=1`` each is an exact MCM
   item x topic counts (MALLET's packed rows: at most 4 bytes a token, no V x K matrix).
 - ``"mh"``: Metropolis-Hastings with O(1) item and user proposals (LightLDA), ``mh_steps``
   cycles per token; fastest at large K, mixes a little slower per sweep.
+- ``"warp"``: WarpLDA, O(1) a token whatever K: an item pass then a user pass, each token
+  one exact MH step per pass, every item (user) independent within its pass, so it runs on
+  all numba threads by itself with the same result for any thread count (``n_shards``
+  must be 1). The totals and the other side's counts are those of the pass's start: not an
+  exact chain (see :mod:`gibbslda._kernels.warp`). K <= 65,536; ``mh_steps`` cycles (item
+  pass + user pass) a sweep.
 """
 from __future__ import annotations
 
@@ -35,9 +41,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gibbslda import _kernels, _rng, _validate
+from gibbslda._kernels import warp as _warp
 from gibbslda.packed import item_counts, packed_counts, topic_bits
 
-SAMPLERS = ("dense", "sparse", "mh")
+SAMPLERS = ("dense", "sparse", "mh", "warp")
 _KIND = {"dense": _kernels.DENSE, "sparse": _kernels.SPARSE, "mh": _kernels.MH}
 _EMPTY_I64 = np.zeros(1, dtype=np.int64)
 _EMPTY_I32 = np.zeros(1, dtype=np.int32)
@@ -95,6 +102,9 @@ class GibbsState:
 
     def item_topic_counts(self) -> np.ndarray:
         """Item x topic counts (V x K, int32) for any sampler (a copy for "sparse")."""
+        if self.sampler == "warp":
+            return counts_from_z(self.indptr, self.words, self.z, self.n_topics,
+                                 self.n_items)[1]
         if self.sampler != "sparse":
             return self.n_wk
         wc_ptr, wc_val, wc_len = self.layout["wc"]
@@ -180,7 +190,34 @@ def _build_layout(state: GibbsState) -> None:
         tok_pos = np.empty(state.n_tokens, dtype=np.int32)
         tok_pos[by_item] = np.arange(state.n_tokens, dtype=np.int32)
         layout["wi"] = (word_ptr, np.ascontiguousarray(state.z[by_item]), tok_pos)
+    if state.sampler == "warp":
+        layout["warp"] = warp_layout(state.indptr, state.words, n_items)
     state.layout = layout
+
+
+def warp_layout(indptr, words, n_items: int):
+    """The warp sampler's indexes: ``(word_ptr, perm, user_bounds, item_bounds)``.
+
+    ``perm`` (int32) lists each item's tokens (user-major indexes, in user order) item
+    after item, item w's at ``perm[word_ptr[w]:word_ptr[w + 1]]``: the item-major order,
+    4 bytes a token. The bounds split users and items into at most 64 blocks of about
+    equal token counts, the units the threads share out; the result does not depend on
+    them (every item and user has its own random stream).
+    """
+    n_tokens = words.shape[0]
+    freq = np.bincount(words, minlength=n_items)
+    word_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(freq, out=word_ptr[1:])
+    perm = np.argsort(words, kind="stable").astype(np.int32)
+    n_blocks = min(64, max(1, n_tokens // 4096))
+    targets = n_tokens * np.arange(1, n_blocks) / n_blocks
+
+    def bounds(ptr):
+        last = ptr.shape[0] - 1
+        inner = np.minimum(np.searchsorted(ptr[1:-1], targets, side="right") + 1, last)
+        edges = np.unique(np.concatenate([[0], inner, [last]])).astype(np.int64)
+        return edges if edges.shape[0] > 1 else np.zeros(2, dtype=np.int64)
+    return word_ptr, perm, bounds(indptr), bounds(word_ptr)
 
 
 def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alpha=0.1,
@@ -258,8 +295,23 @@ def _checked(indptr, words, n_topics, n_items, alpha, beta, sampler, n_shards, m
                                      f"{n_items}", names=("indptr", "words"))
     if n_items is None:
         n_items = int(words.max()) + 1 if words.size else 0
+    if sampler == "warp":
+        _check_warp(n_topics, n_shards, words)
     return (indptr, words, n_topics, n_items, _validate.as_alpha(alpha, n_topics),
             _validate.check_positive("beta", beta), n_shards, mh_steps)
+
+
+def _check_warp(n_topics: int, n_shards: int, words) -> None:
+    """What the warp sampler cannot take: shards, more than 2**16 topics, 2**31 tokens."""
+    if n_shards != 1:
+        raise ValueError(f"n_shards must be 1 for sampler 'warp' (it splits items and users "
+                         f"across threads by itself, with the same result), got {n_shards}")
+    if n_topics > _warp.MAX_TOPICS:
+        raise ValueError(f"sampler 'warp' takes at most {_warp.MAX_TOPICS} topics, got "
+                         f"n_topics={n_topics}: use sampler='sparse' or 'mh'")
+    if words.shape[0] >= 2**31:
+        raise ValueError(f"sampler 'warp' indexes tokens with int32 and takes at most "
+                         f"2**31 - 1 tokens, got {words.shape[0]}: use sampler='sparse'")
 
 
 def _streams(seed, purpose: int, n_streams: int) -> np.ndarray:
@@ -282,7 +334,8 @@ def _check(state) -> "GibbsState":
 
 def _item_matrix(sampler: str, n_items: int, n_topics: int) -> np.ndarray:
     """Zeroed dense item x topic counts, or the V x 0 placeholder of the sparse sampler."""
-    return np.zeros((n_items, 0 if sampler == "sparse" else n_topics), dtype=np.int32)
+    return np.zeros((n_items, 0 if sampler in ("sparse", "warp") else n_topics),
+                    dtype=np.int32)
 
 
 def sweep(state: GibbsState) -> None:
@@ -296,6 +349,9 @@ def sweep(state: GibbsState) -> None:
     :func:`check_state`.
     """
     layout = _check(state).layout
+    if state.sampler == "warp":
+        _warp_sweep(state)
+        return
     tok = (state.indptr, layout["cell_ptr"], state.words, state.z)
     prior = (state.alpha, np.cumsum(state.alpha), float(state.beta))
     kind, steps = _KIND[state.sampler], np.int64(state.mh_steps)
@@ -305,6 +361,24 @@ def sweep(state: GibbsState) -> None:
     else:
         _kernels.sweep_sharded(kind, tok, layout["wc"], layout["wi"], state.n_wk,
                                state.n_k, prior, state.rng, layout["doc_bounds"], steps)
+
+
+def _warp_sweep(state: GibbsState) -> None:
+    """One warp sweep: ``mh_steps`` cycles of user proposals, the item pass and the user
+    pass (:mod:`gibbslda._kernels.warp`), each cycle keyed by one output of ``rng[0]``."""
+    word_ptr, perm, user_bounds, item_bounds = state.layout["warp"]
+    z = state.z.view(np.uint32)  # a topic and a proposal share each word during the sweep
+    prob, alias = _warp.alias_table(state.alpha)
+    keys = [np.uint64(_warp.sweep_key(state.rng[0])) for _ in range(state.mh_steps)]
+    prior = (state.alpha, state.n_items * float(state.beta))
+
+    def proposal(c):
+        return prob, alias, float(state.alpha.sum()), keys[c % len(keys)]
+    _warp.propose_users(state.indptr, z, proposal(0), user_bounds)
+    for c, key in enumerate(keys):
+        _warp.item_pass(word_ptr, perm, z, state.n_k, float(state.beta), key, item_bounds)
+        _warp.user_pass(state.indptr, z, state.n_k, prior, key, user_bounds, proposal(c + 1),
+                        c + 1 < len(keys))
 
 
 def check_state(state: GibbsState) -> None:
@@ -331,6 +405,11 @@ def check_state(state: GibbsState) -> None:
         used[wc_ptr[:-1][rows] + within] = True
         if np.any(wc_val[~used] >> topic_bits(k)):
             raise RuntimeError("a packed item row holds a count past its length")
+    if state.sampler == "warp":
+        word_ptr, perm = state.layout["warp"][:2]
+        if not (np.array_equal(perm, np.argsort(state.words, kind="stable"))
+                and np.array_equal(np.diff(word_ptr), np.bincount(state.words, minlength=v))):
+            raise RuntimeError("the item-major order of the tokens disagrees with words")
     if state.sampler == "mh":
         _, word_z, tok_pos = state.layout["wi"]
         if not np.array_equal(word_z[tok_pos], state.z):
@@ -343,7 +422,11 @@ def check_state(state: GibbsState) -> None:
 
 def log_joint(state: GibbsState) -> float:
     """log p(w, z | alpha, beta), the collapsed joint of the current assignment."""
-    counts, shift = item_counts(_check(state))
+    if _check(state).sampler == "warp":
+        word_ptr, perm = state.layout["warp"][:2]
+        return float(_warp.log_joint(state.indptr, word_ptr, perm, state.z, state.n_k,
+                                     state.alpha, float(state.beta)))
+    counts, shift = item_counts(state)
     return float(_kernels.log_joint(state.indptr, state.z, counts, np.int64(shift),
                                     np.int64(state.n_items), state.n_k, state.alpha,
                                     state.beta))
@@ -368,7 +451,7 @@ def warm_up() -> None:
     indptr = np.array([0, 2, 3], dtype=np.int64)
     words = np.array([0, 1, 1], dtype=np.int32)
     for name in SAMPLERS:
-        for n_shards in (1, 2):
+        for n_shards in (1, 2) if name != "warp" else (1,):
             state = init_state(indptr, words, 2, 2, seed=0, sampler=name, n_shards=n_shards)
             sweep(state)
     log_likelihood(state)

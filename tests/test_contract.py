@@ -80,6 +80,10 @@ def mh(corpus, env):
     return _lda(sampler="mh").fit(corpus)
 
 
+def warp(corpus, env):
+    return _lda(sampler="warp", n_jobs=2).fit(corpus)
+
+
 def sharded(corpus, env):
     return _lda(sampler="sparse", n_shards=3).fit(corpus)
 
@@ -128,7 +132,7 @@ class Way:
         return self.build.__name__
 
 
-WAYS = [Way(dense), Way(sparse), Way(mh), Way(sharded), Way(sharded_two_threads),
+WAYS = [Way(dense), Way(sparse), Way(mh), Way(warp), Way(sharded), Way(sharded_two_threads),
         Way(auto_priors), Way(resumed), Way(stopped_and_resumed), Way(loaded),
         # updated: when LDA.update(new users) exists, a way that fits on part of the users
         # and updates with the rest goes here.

@@ -303,7 +303,7 @@ def _check_layout(state, p: int, d: int, v: int, k: int, n: int) -> None:
 
 
 def _check_warp(parts, d: int, v: int, n: int) -> None:
-    """The warp sampler's item-major order and block bounds (sampler.warp_layout)."""
+    """The warp sampler's item-major order and block bounds (layout.warp_layout)."""
     name = "state.layout['warp']"
     if not (isinstance(parts, tuple) and len(parts) == 4 and all(
             isinstance(a, np.ndarray) for a in parts)):

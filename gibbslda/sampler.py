@@ -42,12 +42,11 @@ import numpy as np
 
 from gibbslda import _kernels, _rng, _validate
 from gibbslda._kernels import warp as _warp
-from gibbslda.packed import item_counts, packed_counts, topic_bits
+from gibbslda.layout import build_layout, shard_layout  # noqa: F401 (shard_layout: public)
+from gibbslda.packed import item_counts, packed_counts, topic_bits  # noqa: F401
 
 SAMPLERS = ("dense", "sparse", "mh", "warp")
 _KIND = {"dense": _kernels.DENSE, "sparse": _kernels.SPARSE, "mh": _kernels.MH}
-_EMPTY_I64 = np.zeros(1, dtype=np.int64)
-_EMPTY_I32 = np.zeros(1, dtype=np.int32)
 
 
 @dataclass
@@ -136,90 +135,6 @@ def counts_from_z(indptr, words, z, n_topics: int, n_items: int):
     )
 
 
-def shard_layout(indptr, words, n_items: int, n_shards: int):
-    """Split users and items into ``n_shards`` blocks of about equal token counts.
-
-    Returns ``(order, doc_bounds, cell_ptr)``: the permutation that orders each user's
-    tokens by item block (the identity when they already are), the user block bounds, and
-    the per-user, per-block token offsets after reordering.
-    """
-    n_users = indptr.shape[0] - 1
-    lengths = np.diff(indptr)
-    targets = words.shape[0] * np.arange(1, n_shards) / n_shards
-    doc_bounds = np.concatenate([[0], np.searchsorted(np.cumsum(lengths), targets,
-                                                      side="right"), [n_users]])
-    freq = np.bincount(words, minlength=n_items)
-    item_bounds = np.concatenate([[0], np.searchsorted(np.cumsum(freq), targets,
-                                                       side="right"), [n_items]])
-    block = (np.searchsorted(item_bounds, words, side="right") - 1).astype(np.int64)
-    users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
-    key = users * n_shards + block
-    # A Corpus's tokens are already in this order: skip the O(N log N) sort then.
-    ordered = key.shape[0] < 2 or bool(np.all(key[1:] >= key[:-1]))
-    order = np.arange(key.shape[0]) if ordered else np.argsort(key, kind="stable")
-    cells = np.bincount(key, minlength=n_users * n_shards).reshape(n_users, n_shards)
-    cell_ptr = np.empty((n_users, n_shards + 1), dtype=np.int64)
-    cell_ptr[:, 0] = indptr[:-1]
-    np.cumsum(cells, axis=1, out=cell_ptr[:, 1:])
-    cell_ptr[:, 1:] += indptr[:-1, None]
-    return order, doc_bounds.astype(np.int64), cell_ptr
-
-
-def _build_layout(state: GibbsState) -> None:
-    """Derive the partition and the sampler's indexes (and sparse counts) from z."""
-    n_items = state.n_items
-    order, doc_bounds, cell_ptr = shard_layout(state.indptr, state.words, n_items,
-                                               state.n_shards)
-    if not np.array_equal(order, np.arange(state.n_tokens)):
-        # Cells must hold only their item block's tokens, or two shards share counts.
-        raise ValueError("each user's tokens must be ordered by item block for "
-                         f"n_shards={state.n_shards}: build the state with init_state")
-    layout = {"doc_bounds": doc_bounds, "cell_ptr": cell_ptr,
-              "wc": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32),
-              "wi": (_EMPTY_I64, _EMPTY_I32, _EMPTY_I32)}
-    if state.sampler == "sparse":
-        layout["wc"] = packed_counts(state.words, state.z, state.n_topics, n_items)
-    if state.sampler == "mh":
-        freq = np.bincount(state.words, minlength=n_items)
-        word_ptr = np.zeros(n_items + 1, dtype=np.int64)
-        np.cumsum(freq, out=word_ptr[1:])
-        if state.n_tokens >= 2**31:
-            raise ValueError(f"sampler 'mh' indexes tokens with int32 and takes at most "
-                             f"2**31 - 1 tokens, got {state.n_tokens}: use sampler='sparse'")
-        by_item = np.argsort(state.words, kind="stable")
-        tok_pos = np.empty(state.n_tokens, dtype=np.int32)
-        tok_pos[by_item] = np.arange(state.n_tokens, dtype=np.int32)
-        layout["wi"] = (word_ptr, np.ascontiguousarray(state.z[by_item]), tok_pos)
-    if state.sampler == "warp":
-        layout["warp"] = warp_layout(state.indptr, state.words, n_items)
-    state.layout = layout
-
-
-def warp_layout(indptr, words, n_items: int):
-    """The warp sampler's indexes: ``(word_ptr, perm, user_bounds, item_bounds)``.
-
-    ``perm`` (int32) lists each item's tokens (user-major indexes, in user order) item
-    after item, item w's at ``perm[word_ptr[w]:word_ptr[w + 1]]``: the item-major order,
-    4 bytes a token. The bounds split users and items into at most 64 blocks of about
-    equal token counts, the units the threads share out; the result does not depend on
-    them (every item and user has its own random stream).
-    """
-    n_tokens = words.shape[0]
-    freq = np.bincount(words, minlength=n_items)
-    word_ptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(freq, out=word_ptr[1:])
-    perm = np.argsort(words, kind="stable").astype(np.int32)
-    n_blocks = min(64, max(1, n_tokens // 4096))
-    targets = n_tokens * np.arange(1, n_blocks) / n_blocks
-
-    def bounds(ptr):
-        last = ptr.shape[0] - 1
-        inner = np.minimum(np.searchsorted(ptr[1:-1], targets, side="right") + 1, last)
-        edges = np.unique(np.concatenate([[0], inner, [last]])).astype(np.int64)
-        return edges if edges.shape[0] > 1 else np.zeros(2, dtype=np.int64)
-    return word_ptr, perm, bounds(indptr), bounds(word_ptr)
-
-
 def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alpha=0.1,
                beta=0.01, seed=None, rng=None, sampler: str = "dense", n_shards: int = 1,
                mh_steps: int = 2) -> GibbsState:
@@ -246,7 +161,7 @@ def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alph
         n_k=np.zeros(n_topics, dtype=np.int64), alpha=alpha, beta=beta, rng=rng,
         sampler=sampler, n_shards=n_shards, mh_steps=mh_steps)
     _kernels.init_topics(state.words, state.z, state.n_wk, state.n_k, state.rng[0])
-    _build_layout(state)
+    build_layout(state)
     return state
 
 
@@ -277,7 +192,7 @@ def restore_state(indptr, words, z, n_topics: int, n_items: int, *, alpha, beta,
     state = GibbsState(indptr=indptr, words=words, z=z, n_wk=n_wk, n_k=n_k, alpha=alpha,
                        beta=beta, rng=rng, sampler=sampler, n_shards=n_shards,
                        mh_steps=mh_steps)
-    _build_layout(state)
+    build_layout(state)
     return state
 
 
@@ -338,29 +253,34 @@ def _item_matrix(sampler: str, n_items: int, n_topics: int) -> np.ndarray:
                     dtype=np.int32)
 
 
-def sweep(state: GibbsState) -> None:
-    """Resample every token's topic once, in place, with the state's sampler and shards.
+def sweep(state: GibbsState, n_sweeps: int = 1) -> None:
+    """Resample every token's topic ``n_sweeps`` times, in place, with the state's sampler
+    and shards.
 
     Every call first checks the state's arrays (dtypes, shapes, offsets, layout) and that
-    every item and topic id is in range (O(N): 0.1-0.3% of a sweep of 1M tokens), so a
-    state edited by hand is refused with a ValueError instead of corrupting memory. Counts
-    that disagree with an in-range ``z`` written by hand are not looked for (that costs a
-    recount): rebuild the state with :func:`restore_state` after editing ``z``, or run
-    :func:`check_state`.
+    every item and topic id is in range (O(N): 0.1-0.3% of a sweep of 1M tokens; on a
+    corpus of a few tokens the check costs more than the sweep, so pass ``n_sweeps`` to
+    check once for many), so a state edited by hand is refused with a ValueError instead
+    of corrupting memory. Counts that disagree with an in-range ``z`` written by hand are
+    not looked for (that costs a recount): rebuild the state with :func:`restore_state`
+    after editing ``z``, or run :func:`check_state`.
     """
     layout = _check(state).layout
+    n_sweeps = _validate.check_int("n_sweeps", n_sweeps, minimum=0)
     if state.sampler == "warp":
-        _warp_sweep(state)
+        for _ in range(n_sweeps):
+            _warp_sweep(state)
         return
     tok = (state.indptr, layout["cell_ptr"], state.words, state.z)
     prior = (state.alpha, np.cumsum(state.alpha), float(state.beta))
     kind, steps = _KIND[state.sampler], np.int64(state.mh_steps)
-    if state.n_shards == 1:
-        _kernels.sweep_serial(kind, tok, layout["wc"], layout["wi"], state.n_wk, state.n_k,
-                              prior, state.rng, steps)
-    else:
-        _kernels.sweep_sharded(kind, tok, layout["wc"], layout["wi"], state.n_wk,
-                               state.n_k, prior, state.rng, layout["doc_bounds"], steps)
+    for _ in range(n_sweeps):
+        if state.n_shards == 1:
+            _kernels.sweep_serial(kind, tok, layout["wc"], layout["wi"], state.n_wk,
+                                  state.n_k, prior, state.rng, steps)
+        else:
+            _kernels.sweep_sharded(kind, tok, layout["wc"], layout["wi"], state.n_wk,
+                                   state.n_k, prior, state.rng, layout["doc_bounds"], steps)
 
 
 def _warp_sweep(state: GibbsState) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("gibbslda._kernels", "gibbslda._rng", "gibbslda.packed", "gibbslda.sampler",
-        "gibbslda.model", "gibbslda.io")
+        "gibbslda.model", "gibbslda.io", "gibbslda.layout", "gibbslda.heldout")
 APPLICATIONS = ("gibbslda.preprocess", "gibbslda.recommend", "gibbslda.profiles",
                 "gibbslda.report", "gibbslda.demand", "gibbslda.cli")
 

@@ -49,11 +49,9 @@ def visits(state, n_samples, thin, burn_in=100):
     """How often the chain's z sits in each assignment (base-K index), recording every
     ``thin`` sweeps after ``burn_in`` sweeps."""
     observed = np.zeros(state.n_topics ** state.n_tokens)
-    for _ in range(burn_in):
-        sampler.sweep(state)
+    sampler.sweep(state, burn_in)
     for _ in range(n_samples):
-        for _ in range(thin):
-            sampler.sweep(state)
+        sampler.sweep(state, thin)  # one argument check for ``thin`` sweeps
         observed[state_index(state.z, state.n_topics)] += 1
     return observed
 

@@ -445,3 +445,17 @@ def _child(path):
 
 if __name__ == "__main__":
     _child(sys.argv[1])
+
+
+@pytest.mark.parametrize("name,n_shards", [("dense", 1), ("sparse", 2), ("mh", 1),
+                                           ("warp", 1)])
+def test_n_sweeps_equals_that_many_calls(name, n_shards):
+    one, many = _state(name, n_shards), _state(name, n_shards)
+    for _ in range(3):
+        sampler.sweep(one)
+    sampler.sweep(many, 3)
+    assert np.array_equal(one.z, many.z) and np.array_equal(one.rng, many.rng)
+    sampler.sweep(many, 0)  # nothing to do
+    assert np.array_equal(one.z, many.z)
+    with pytest.raises(ValueError, match="n_sweeps must be >= 0"):
+        sampler.sweep(many, -1)

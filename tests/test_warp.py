@@ -66,11 +66,9 @@ def test_chain_matches_its_exact_law():
     state = sampler.init_state(indptr, words, LAW["n_topics"], LAW["n_items"],
                                alpha=LAW["alpha"], beta=LAW["beta"], seed=3, sampler="warp")
     observed = np.zeros(law.shape[0])
-    for _ in range(50):
-        sampler.sweep(state)
+    sampler.sweep(state, 50)
     for _ in range(n):
-        for _ in range(thin):
-            sampler.sweep(state)
+        sampler.sweep(state, thin)
         observed[state_index(state.z, LAW["n_topics"])] += 1
     stat, df = chi_square(observed, law * n)
     assert stat < chi2_critical(df), f"chi-square {stat:.1f} on {df} df"

@@ -59,13 +59,15 @@ def demo(
     import polars as pl
     from rich.console import Console
 
-    from gibbslda import LDA, preprocess
+    from gibbslda import LDA, io, preprocess
     from gibbslda.data import online_retail_dir
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     show = err.is_terminal and not quiet
     # a bad setting fails before anything is written
     model = LDA(topics, n_iter=iterations, random_state=seed).check_params()
+    preprocess.check_target(output / "prepared")  # folders not ours: refused before work
+    io.check_target(output / "model")
     data = online_retail_dir()
     items = pl.read_parquet(data / "items.parquet")
     prepared = preprocess.prepare(data / "interactions.parquet", event="event",
@@ -111,6 +113,7 @@ def _write(output: Path, model, ranked: _Ranked) -> list[Path]:
     import polars as pl
 
     from gibbslda import io
+    from gibbslda.cli.output import write_table
     from gibbslda.profiles import user_topics
     from gibbslda.report import write_report
 
@@ -119,9 +122,8 @@ def _write(output: Path, model, ranked: _Ranked) -> list[Path]:
         "user_topics.parquet": user_topics(model),
         "recommendations.parquet": _recommendation_frame(model, ranked),
     }
-    output.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
-        frame.write_parquet(output / name)
+        write_table(frame, output / name)
     labels = pl.DataFrame({"item_id": pl.Series(model.item_ids_, dtype=pl.String),
                            "label": pl.Series(ranked.titles, dtype=pl.String)})
     io.save(model, output / "model", extra={"labels.parquet": labels})

@@ -145,6 +145,16 @@ def test_prepare_refuses_a_foreign_target_before_reading(runner, tmp_path):
     assert _intact(target)
 
 
+@pytest.mark.parametrize("inside", ["prepared", "model"])
+def test_demo_refuses_a_foreign_folder_before_any_work(runner, tmp_path, inside):
+    (tmp_path / "out").mkdir()
+    target = _foreign(tmp_path / "out" / inside, "model.json")
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert _intact(target)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [inside]  # nothing written
+
+
 # -- single files: a regular file is replaced, anything else refused ------------------------
 FILE_WRITERS = {
     "write_report": lambda target, fitted: write_report(fitted, target),

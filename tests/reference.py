@@ -13,13 +13,19 @@ the same topics and counts. Nothing here is fast or clever on purpose.
 - :func:`warp_sweep_matrix`: the same for one cycle of the warp sampler's two passes;
 - :func:`log_joint`, :func:`fold_in`;
 - tables from plain loops: :func:`user_topic_rows`, :func:`item_names`,
-  :func:`heldout_parts`.
+  :func:`heldout_parts`;
+- ranking (:func:`top_k`, :func:`ranking_metrics`), recommendation (:func:`top_n`) and
+  coherence (:func:`coherence`) written out one user, one rank, one pair at a time;
+- :func:`csr`, the one builder of ``(indptr, indices)`` pairs from lists for the tests.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from bisect import bisect_right
 from math import lgamma
+
+import numpy as np
 
 MASK = (1 << 64) - 1
 
@@ -410,18 +416,6 @@ def fold_in(docs, phi, alpha, n_iter, burn_in, rng_state):
     return thetas
 
 
-def top_k(scores, k):
-    """Reference top-k: each row's items by a stable argsort of the negated scores (ties
-    to the lower item index), ``-inf`` items left out, padded with -1 to k."""
-    import numpy as np
-
-    out = np.full((len(scores), k), -1, dtype=np.int64)
-    for r, row in enumerate(np.asarray(scores, dtype=np.float64)):
-        best = [w for w in np.argsort(-row, kind="stable") if row[w] != -np.inf][:k]
-        out[r, :len(best)] = best
-    return out
-
-
 def user_topic_rows(theta, user_ids):
     """Reference of the long theta table: (user id as text, topic, weight) for every user
     in order, topics in order within a user."""
@@ -536,3 +530,113 @@ def warp_sweep_matrix(docs, n_topics, n_items, alpha, beta):
             for z2, p2 in user_rows[z1].items():
                 matrix[index[z0]][index[z2]] += p1 * p2
     return matrix
+
+
+# -- test data ------------------------------------------------------------------------------
+def csr(lists, dtype=np.int64):
+    """``(indptr, indices)`` of a list of lists, row by row: indptr int64, indices ``dtype``."""
+    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in lists], out=indptr[1:])
+    return indptr, np.array([i for x in lists for i in x], dtype=dtype)
+
+
+# -- ranking (gibbslda.topn.top_k, gibbslda.ranking.ranking_metrics) ----------------------
+def top_k(scores, k):
+    """Reference top-k: each row's items by a stable argsort of the negated scores (ties
+    to the lower item index), ``-inf`` items left out, padded with -1 to k."""
+    out = np.full((len(scores), k), -1, dtype=np.int64)
+    for r, row in enumerate(np.asarray(scores, dtype=np.float64)):
+        best = [w for w in np.argsort(-row, kind="stable") if row[w] != -np.inf][:k]
+        out[r, :len(best)] = best
+    return out
+
+
+def item_popularity(train_lists, n_items):
+    """Share of users holding each item; an item nobody holds counts as held by one user."""
+    n_users = max(len(train_lists), 1)
+    return [max(sum(item in set(row) for row in train_lists), 1) / n_users
+            for item in range(n_items)]
+
+
+def ranking_metrics(scores, train, heldout, k, popularity):
+    """Per-user metrics at one k written out plainly, one user and one rank at a time:
+    ({metric: per-user values, NaN for users with nothing held out}, catalogue coverage)."""
+    nan = float("nan")
+    out = {m: [] for m in ("recall", "ndcg", "precision", "hit_rate", "average_precision",
+                           "novelty")}
+    shown = set()
+    for u, row in enumerate(scores):
+        known = set(train[u])
+        truth = set(heldout[u]) - known
+        if not truth:
+            for values in out.values():
+                values.append(nan)
+            continue
+        candidates = [i for i in range(len(row)) if i not in known and row[i] != -math.inf]
+        ranked = sorted(candidates, key=lambda i: (-row[i], i))[:k]
+        shown.update(ranked)
+        hits = [1 if i in truth else 0 for i in ranked] + [0] * (k - len(ranked))
+        m = min(k, len(truth))
+        out["recall"].append(sum(hits) / m)
+        out["precision"].append(sum(hits) / k)
+        out["hit_rate"].append(1.0 if any(hits) else 0.0)
+        dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
+        out["ndcg"].append(dcg / sum(1 / math.log2(i + 2) for i in range(m)))
+        out["average_precision"].append(
+            sum(hits[i] * sum(hits[:i + 1]) / (i + 1) for i in range(k)) / m)
+        out["novelty"].append(sum(-math.log2(popularity[i]) for i in ranked) / len(ranked)
+                              if ranked else nan)
+    return out, len(shown) / len(scores[0])
+
+
+# -- recommendation (gibbslda.topn.top_n) ---------------------------------------------------
+def _item_scores(theta, phi):
+    """Every p(item | user), the K products added in topic order (the library's rule)."""
+    scores = np.zeros((theta.shape[0], phi.shape[1]))
+    for k in range(phi.shape[0]):
+        scores += theta[:, [k]] * phi[k]
+    return scores
+
+
+def top_n(theta, phi, n, seen=None, banned=()):
+    """Per user: unseen, unbanned items by (-score, item), the first n; -1 / -inf padding."""
+    scores = _item_scores(theta, phi)
+    width = min(n, phi.shape[1])
+    items = np.full((theta.shape[0], width), -1)
+    values = np.full((theta.shape[0], width), -np.inf)
+    for u, row in enumerate(scores):
+        skip = set(banned) | (set(seen[u]) if seen is not None else set())
+        ranked = sorted((w for w in range(row.size) if w not in skip),
+                        key=lambda w: (-row[w], w))[:width]
+        items[u, :len(ranked)] = ranked
+        values[u, :len(ranked)] = row[ranked]
+    return items, values
+
+
+# -- coherence (gibbslda.coherence.coherence) -----------------------------------------------
+def coherence(phi, docs, n, measure):
+    """Obviously correct: sets of items per user, loops over pairs."""
+    users = [set(d) for d in docs]
+    big_n = len(users)
+
+    def df(*items):
+        return sum(all(w in u for w in items) for u in users)
+
+    scores = []
+    for row in phi:
+        top = sorted(range(len(row)), key=lambda w: (-row[w], w))[:n]
+        values = []
+        for l, m in itertools.combinations(range(n), 2):  # every l < m
+            wl, wm = top[l], top[m]
+            if measure == "umass":
+                values.append(math.log((df(wm, wl) + 1) / df(wl)) if df(wl) else math.nan)
+            elif df(wl, wm) == 0:
+                values.append(-1.0)
+            elif df(wl, wm) == big_n:
+                values.append(1.0)
+            else:
+                p_ij = df(wl, wm) / big_n
+                values.append(math.log(p_ij / (df(wl) / big_n * df(wm) / big_n))
+                              / -math.log(p_ij))
+        scores.append(sum(values) / len(values))
+    return np.array(scores)

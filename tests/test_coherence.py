@@ -1,7 +1,6 @@
 """Coherence (UMass, NPMI) and diversity against hand-worked counts and a slow reference."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -9,6 +8,8 @@ import pytest
 
 from gibbslda.coherence import coherence, diversity, top_items
 from gibbslda.corpus import Corpus
+from tests import reference
+from tests.reference import csr
 
 # hand-worked values are exact up to floating-point rounding of a few log calls
 REL = 1e-12
@@ -21,12 +22,6 @@ HAND_DOCS = [[0, 1, 2], [0, 1], [0, 2, 3], [1, 3, 3], [4]]
 # D(2,3) = 1 (2)     D(w,4) = 0 for every other w
 HAND_PHI = np.array([[0.40, 0.30, 0.20, 0.05, 0.05],    # top 3: 0, 1, 2
                      [0.20, 0.05, 0.05, 0.45, 0.25]])   # top 3: 3, 4, 0
-
-
-def csr(docs):
-    indptr = np.zeros(len(docs) + 1, dtype=np.int64)
-    np.cumsum([len(d) for d in docs], out=indptr[1:])
-    return indptr, np.array([w for d in docs for w in d], dtype=np.int32)
 
 
 def hand_corpus():
@@ -83,9 +78,9 @@ def test_npmi_every_user_has_both_scores_one_and_independence_zero():
     # item 2 in users 0, 1: D(0,2) = D(1,2) = 2, P = 2/4 = (4/4)(2/4), so NPMI = 0.
     docs = [[0, 1, 2], [0, 1, 2], [0, 1], [0, 1]]
     phi = np.array([[0.5, 0.3, 0.2]])
-    assert coherence(phi, csr(docs), n=3)[0] == pytest.approx(1 / 3, rel=REL)
+    assert coherence(phi, csr(docs, np.int32), n=3)[0] == pytest.approx(1 / 3, rel=REL)
     # UMass: (1|0) log(5/4), (2|0) log(3/4), (2|1) log(3/4)
-    assert coherence(phi, csr(docs), n=3, measure="umass")[0] == pytest.approx(
+    assert coherence(phi, csr(docs, np.int32), n=3, measure="umass")[0] == pytest.approx(
         (math.log(5 / 4) + 2 * math.log(3 / 4)) / 3, rel=REL)
 
 
@@ -102,7 +97,7 @@ def test_item_absent_from_the_reference():
 
 def test_reference_forms_agree():
     scipy_sparse = pytest.importorskip("scipy.sparse")
-    indptr, words = csr(HAND_DOCS)
+    indptr, words = csr(HAND_DOCS, np.int32)
     counts = scipy_sparse.csr_matrix((np.ones(words.size), words.copy(), indptr.copy()),
                                      shape=(5, 5))
     counts.sum_duplicates()  # in place: hence the copies above
@@ -111,37 +106,9 @@ def test_reference_forms_agree():
          np.r_[counts.indptr[:-1], counts.indptr[-1] + 1]), shape=(5, 5))
     for measure in ("npmi", "umass"):
         expected = coherence(HAND_PHI, hand_corpus(), n=3, measure=measure)
-        for reference in ((indptr, words), counts, padded):
+        for given in ((indptr, words), counts, padded):
             np.testing.assert_allclose(
-                coherence(HAND_PHI, reference, n=3, measure=measure), expected, rtol=REL)
-
-
-def slow_coherence(phi, docs, n, measure):
-    """Obviously correct: sets of items per user, loops over pairs."""
-    users = [set(d) for d in docs]
-    big_n = len(users)
-
-    def df(*items):
-        return sum(all(w in u for w in items) for u in users)
-
-    scores = []
-    for row in phi:
-        top = sorted(range(len(row)), key=lambda w: (-row[w], w))[:n]
-        values = []
-        for l, m in itertools.combinations(range(n), 2):  # every l < m
-            wl, wm = top[l], top[m]
-            if measure == "umass":
-                values.append(math.log((df(wm, wl) + 1) / df(wl)) if df(wl) else math.nan)
-            elif df(wl, wm) == 0:
-                values.append(-1.0)
-            elif df(wl, wm) == big_n:
-                values.append(1.0)
-            else:
-                p_ij = df(wl, wm) / big_n
-                values.append(math.log(p_ij / (df(wl) / big_n * df(wm) / big_n))
-                              / -math.log(p_ij))
-        scores.append(sum(values) / len(values))
-    return np.array(scores)
+                coherence(HAND_PHI, given, n=3, measure=measure), expected, rtol=REL)
 
 
 @pytest.mark.parametrize("measure", ["npmi", "umass"])
@@ -156,7 +123,7 @@ def test_matches_slow_reference_on_a_random_corpus(measure):
     phi[3] = phi[2]  # two topics sharing their top items
     corpus = Corpus.from_lists(docs, vocabulary=np.arange(n_items))
     for n in (2, 5, 9):
-        expected = slow_coherence(phi, docs, n, measure)
+        expected = reference.coherence(phi, docs, n, measure)
         got = coherence(phi, corpus, n=n, measure=measure)
         np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True)
 

@@ -9,15 +9,8 @@ from gibbslda._kernels.neighbours import cooccurrence, cosine_neighbours, sparse
 from gibbslda.baselines import EASE, ItemKNN, Popularity
 from gibbslda.errors import NotFittedError
 from gibbslda.ranking import evaluate_rankings, item_popularity, ranking_metrics, top_k
-from tests.reference import top_k as reference_top_k
-
-NAN = float("nan")
-
-
-def csr(lists):
-    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
-    np.cumsum([len(x) for x in lists], out=indptr[1:])
-    return indptr, np.array([i for x in lists for i in x], dtype=np.int64)
+from tests import reference
+from tests.reference import csr
 
 
 def dense(lists, n_items):
@@ -27,38 +20,10 @@ def dense(lists, n_items):
     return x
 
 
-def reference(scores, train, heldout, k, popularity):
-    """Per-user metrics written out plainly, one user and one rank at a time."""
-    out = {m: [] for m in ("recall", "ndcg", "precision", "hit_rate", "average_precision",
-                           "novelty")}
-    shown = set()
-    for u, row in enumerate(scores):
-        known = set(train[u])
-        truth = set(heldout[u]) - known
-        if not truth:
-            for values in out.values():
-                values.append(NAN)
-            continue
-        candidates = [i for i in range(len(row)) if i not in known and row[i] != -math.inf]
-        ranked = sorted(candidates, key=lambda i: (-row[i], i))[:k]
-        shown.update(ranked)
-        hits = [1 if i in truth else 0 for i in ranked] + [0] * (k - len(ranked))
-        m = min(k, len(truth))
-        out["recall"].append(sum(hits) / m)
-        out["precision"].append(sum(hits) / k)
-        out["hit_rate"].append(1.0 if any(hits) else 0.0)
-        dcg = sum(h / math.log2(i + 2) for i, h in enumerate(hits))
-        out["ndcg"].append(dcg / sum(1 / math.log2(i + 2) for i in range(m)))
-        out["average_precision"].append(
-            sum(hits[i] * sum(hits[:i + 1]) / (i + 1) for i in range(k)) / m)
-        out["novelty"].append(sum(-math.log2(popularity[i]) for i in ranked) / len(ranked)
-                              if ranked else NAN)
-    return out, len(shown) / len(scores[0])
-
-
 def assert_matches_reference(result, scores, train, heldout, popularity):
     for k, metrics in result.items():
-        expected, coverage = reference(scores, train, heldout, k, popularity)
+        expected, coverage = reference.ranking_metrics(scores, train, heldout, k,
+                                                       popularity)
         for name, values in expected.items():
             np.testing.assert_allclose(getattr(metrics, name), values, rtol=1e-12,
                                        err_msg=f"{name}@{k}")
@@ -146,7 +111,7 @@ def test_topn_top_k_matches_the_argsort_reference(dtype):
         scores[rng.random(scores.shape) < 0.2] = -np.inf  # never returned
         scores[0] = -np.inf  # a row with nothing to return
     for k in (1, 2, 5, 11, 12, 15):
-        np.testing.assert_array_equal(topn.top_k(scores, k), reference_top_k(scores, k))
+        np.testing.assert_array_equal(topn.top_k(scores, k), reference.top_k(scores, k))
 
 
 def test_users_without_heldout_items_are_nan_and_left_out():
@@ -184,7 +149,7 @@ def test_random_cases_match_the_reference(seed):
     train = [sorted(rng.choice(n_items, rng.integers(0, 6), replace=False).tolist())
              for _ in range(n_users)]
     heldout = [rng.choice(n_items, rng.integers(0, 8)).tolist() for _ in range(n_users)]
-    popularity = item_popularity(csr(train), n_items)
+    popularity = reference.item_popularity(train, n_items)
     ks = (1, 3, 5, 20)
     expected_args = (scores, train, heldout, popularity)
     for scorer in (scores, lambda users: scores[users]):

@@ -9,36 +9,7 @@ from gibbslda.profiles import (demand, item_names, topic_labels, topic_summary,
 from gibbslda.recommend import (explain, item_topics, recommend, recommend_new,
                                 similar_items, top_n)
 from tests import reference
-
-
-# -- slow references ---------------------------------------------------------------------
-def reference_scores(theta, phi):
-    """Every p(item | user), the K products added in topic order (the library's rule)."""
-    scores = np.zeros((theta.shape[0], phi.shape[1]))
-    for k in range(phi.shape[0]):
-        scores += theta[:, [k]] * phi[k]
-    return scores
-
-
-def reference_top(theta, phi, n, seen=None, banned=()):
-    """Per user: unseen, unbanned items by (-score, item), the first n; -1 / -inf padding."""
-    scores = reference_scores(theta, phi)
-    width = min(n, phi.shape[1])
-    items = np.full((theta.shape[0], width), -1)
-    values = np.full((theta.shape[0], width), -np.inf)
-    for u, row in enumerate(scores):
-        skip = set(banned) | (set(seen[u]) if seen is not None else set())
-        ranked = sorted((w for w in range(row.size) if w not in skip),
-                        key=lambda w: (-row[w], w))[:width]
-        items[u, :len(ranked)] = ranked
-        values[u, :len(ranked)] = row[ranked]
-    return items, values
-
-
-def csr(lists):
-    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
-    np.cumsum([len(x) for x in lists], out=indptr[1:])
-    return indptr, np.array([i for x in lists for i in x], dtype=np.int64)
+from tests.reference import csr
 
 
 def training_items(model):
@@ -88,7 +59,7 @@ def test_top_n_matches_reference(seed, excluded):
     seen = [rng.integers(0, n_items, size=rng.integers(0, n_items + 1)).tolist()
             for _ in range(n_users)]
     n = int(rng.integers(1, 30))
-    want = reference_top(theta, phi, n, seen if excluded else None)
+    want = reference.top_n(theta, phi, n, seen if excluded else None)
     for chunk in (1, 3, None):
         got = top_n(theta, phi, n, exclude=csr(seen) if excluded else None, chunk_size=chunk)
         np.testing.assert_array_equal(got[0], want[0])
@@ -110,7 +81,7 @@ def test_top_n_tiny_and_huge_values_take_the_float64_screen():
     theta, phi = rng.dirichlet(np.ones(5), size=20), rng.dirichlet(np.full(300, 0.05), size=5)
     for scale in (2.0 ** 120, 2.0 ** -80):
         got = top_n(theta * scale, phi, 10)
-        want = reference_top(theta * scale, phi, 10)
+        want = reference.top_n(theta * scale, phi, 10)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
     with pytest.raises(ValueError, match="too large to score"):
@@ -162,7 +133,7 @@ def test_recommend_all_users_matches_reference(model, exclude_seen):
     frame = recommend(model, n=7, exclude_seen=exclude_seen)
     assert frame.columns == ["user_id", "rank", "item_id", "score"]
     seen = training_items(model) if exclude_seen else None
-    items, scores = reference_top(model.doc_topic_, model.topic_word_, 7, seen)
+    items, scores = reference.top_n(model.doc_topic_, model.topic_word_, 7, seen)
     assert frame_rows(frame) == expected_rows(model.user_ids_, model.item_ids_, items, scores)
     if exclude_seen:
         pairs = set(zip(frame.get_column("user_id"), frame.get_column("item_id")))
@@ -192,7 +163,7 @@ def test_recommend_exclude_items_never_returns_them(named_model):
     frame = recommend(named_model, n=30, exclude_items=banned)
     assert not frame.get_column("item_id").is_in(banned).any()
     index = [list(named_model.item_ids_).index(b) for b in banned]
-    items, scores = reference_top(named_model.doc_topic_, named_model.topic_word_, 30,
+    items, scores = reference.top_n(named_model.doc_topic_, named_model.topic_word_, 30,
                                   training_items(named_model), banned=index)
     assert frame_rows(frame) == expected_rows(named_model.user_ids_, named_model.item_ids_,
                                               items, scores)
@@ -221,7 +192,7 @@ def test_recommend_new_scores_the_fold_in_theta(named_model):
     np.testing.assert_allclose(theta[1], named_model.alpha_ / named_model.alpha_.sum())
     seen = [[list(named_model.item_ids_).index(w) for w in h if w != "zzz"]
             for h in histories]
-    items, scores = reference_top(theta, named_model.topic_word_, 6, seen)
+    items, scores = reference.top_n(theta, named_model.topic_word_, 6, seen)
     assert frame_rows(frame) == expected_rows(["a", "b", "c"], named_model.item_ids_,
                                               items, scores)
     assert not frame.filter(pl.col("user_id") == "a").get_column("item_id").is_in(
@@ -261,7 +232,7 @@ def test_similar_items_match_the_formula(model, metric):
     query = [3, 17, 40]
     frame = similar_items(model, query, n=8, metric=metric)
     assert frame.columns == ["item_id", "rank", "similar_item_id", "similarity"]
-    items, scores = reference_top(unit[:, query].T, unit, 8, seen=[[q] for q in query])
+    items, scores = reference.top_n(unit[:, query].T, unit, 8, seen=[[q] for q in query])
     assert frame_rows(frame, "item_id", "similar_item_id", "similarity") == \
         expected_rows(query, model.item_ids_, items, np.minimum(scores, 1.0))
     # symmetric: the similarity of (a, b) is that of (b, a) up to rounding
@@ -466,5 +437,5 @@ def test_top_n_many_ties_at_the_cut(monkeypatch):
     phi[0] /= phi[0].sum()
     items, scores = top_n(np.array([[0.5, 0.5], [0.0, 1.0]]), phi, 4)
     np.testing.assert_array_equal(items, [[450, 3, 0, 1], [0, 1, 2, 3]])
-    want = reference_top(np.array([[0.5, 0.5], [0.0, 1.0]]), phi, 4)
+    want = reference.top_n(np.array([[0.5, 0.5], [0.0, 1.0]]), phi, 4)
     np.testing.assert_array_equal(scores, want[1])

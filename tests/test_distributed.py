@@ -116,20 +116,23 @@ def test_same_model_on_one_or_two_workers(two_workers, one_worker, planted, tmp_
 
 def test_heldout_close_to_one_machine(two_workers):
     # AD-LDA reaches the serial sampler's held-out likelihood (Newman et al. 2009, on 1000
-    # processors). Tolerance 1%: on this corpus seed-to-seed spread of a converged chain is
-    # about 0.05%, while a chain with two planted topics merged sits 6-8% lower. Either
-    # sampler can land in such a local optimum for a seed, so each side takes its best of
-    # three seeds (the same three).
-    planted = planted_corpus(300, 100, 5, mean_length=50, alpha=0.1, seed=8)
+    # processors): medians over the same 5 seeds agree within 0.1%.
+    # 4 planted topics: with 5 (the corpus used before) 15% of chains on either side sat in
+    # a local optimum (two planted topics merged, 6-10% lower) that 200 sweeps did not
+    # leave. Here 0 of 60 serial and 1 of 40 AD-LDA chains did; the median ignores up to
+    # 2 of 5 (3 of 5 at that rate: about 1 in 10^4), while a bias in every chain moves it.
+    # The rest have a seed-to-seed spread of 0.0006 nats per token (0.02%), so medians of
+    # 5 differ by about 0.016% (sd); 0.1% is 6 sd, and an AD-LDA 0.2% worse fails.
+    planted = planted_corpus(300, 100, 4, mean_length=50, alpha=0.1, seed=8)
     split = split_users(planted.corpus, test_fraction=0.2, seed=0)
     one, dist = [], []
-    for seed in range(3):
-        single = LDA(5, n_iter=100, random_state=seed, sampler="sparse").fit(split.train)
+    for seed in range(5):
+        single = LDA(4, n_iter=100, random_state=seed, sampler="sparse").fit(split.train)
         one.append(completion_log_likelihood(single, split.observed, split.hidden))
-        fit = DistributedLDA(5, n_iter=100, random_state=seed, sampler="sparse",
+        fit = DistributedLDA(4, n_iter=100, random_state=seed, sampler="sparse",
                              n_partitions=2, sweeps_per_round=2).fit(split.train, two_workers)
         dist.append(completion_log_likelihood(fit.model_, split.observed, split.hidden))
-    assert max(dist) == pytest.approx(max(one), rel=0.01), (one, dist)
+    assert np.median(dist) == pytest.approx(np.median(one), rel=0.001), (one, dist)
 
 
 def _kill(pid):

@@ -10,7 +10,7 @@ from gibbslda.synthetic import planted_corpus
 
 special = pytest.importorskip("scipy.special")
 
-TRUE_ALPHA = np.array([1.0, 0.4, 0.2, 0.1, 0.05])
+TRUE_ALPHA = np.array([0.5, 0.3, 0.2, 0.1, 0.05])
 
 
 def test_digamma_matches_scipy():
@@ -68,39 +68,66 @@ def test_learning_is_cheap_and_leaves_the_chain_alone(planted):
 @pytest.fixture(scope="module")
 def asymmetric():
     """8,000 short users (mean 15 tokens) drawn with a known asymmetric alpha, split once;
-    for each alpha setting, the chain with the best training log-likelihood of two seeds
-    (single chains can sit in a local optimum, as planted-recovery tests show)."""
-    planted = planted_corpus(8000, 200, 5, mean_length=15, alpha=TRUE_ALPHA, overlap=0.1,
+    alpha="auto" fitted with seeds 0-4, each fixed symmetric alpha with seeds 0 and 1.
+
+    Single chains can sit in a local optimum: one planted topic split, two merged (or the
+    smallest topic only half found). Measured on this corpus: 6 of 24 "auto" chains after
+    200 sweeps (still 4 of 24 after 400); the other 18 are the main mode (``_recovered``).
+    Items are equally popular inside a topic and topics do not overlap: on the corpus used
+    before (Zipf popularity, 10% overlap, alpha 1.0 ... 0.05) 7 of 12 chains sat there,
+    and the main mode's learned alpha was up to 18% off, against 6% here.
+    """
+    planted = planted_corpus(8000, 200, 5, mean_length=15, alpha=TRUE_ALPHA, zipf=0.0,
                              seed=1)
     split = split_users(planted.corpus, test_fraction=0.2, hidden_fraction=0.5, seed=0)
-    best = {}
-    for alpha in ("auto", 0.1, 0.3, 1.0):
-        fits = [LDA(5, alpha=alpha, beta="auto", n_iter=200, random_state=seed,
-                    optimize_burn_in=20).fit(split.train) for seed in (0, 1)]
-        best[alpha] = max(fits, key=lambda m: m.loglik_["loglik"][-1])
-    return planted, split, best
+    fits = {alpha: [LDA(5, alpha=alpha, beta="auto", n_iter=200, random_state=seed,
+                        optimize_burn_in=20).fit(split.train) for seed in seeds]
+            for alpha, seeds in (("auto", range(5)), (0.1, (0, 1)), (0.3, (0, 1)),
+                                 (1.0, (0, 1)))}
+    return planted, split, fits
+
+
+def _recovered(planted, model):
+    """The learned topic matched to each planted topic, or None if the chain is not in the
+    main mode: some planted topic has no learned topic of its own within total variation
+    0.1 of it. Measured on ``asymmetric``: the main mode's 18 chains are within 0.05 of
+    every planted topic; the other 6 are 0.2 or more from at least one."""
+    tv = 0.5 * np.abs(planted.topic_word[:, None, :] - model.topic_word_[None]).sum(axis=2)
+    match = tv.argmin(axis=1)
+    if len(set(match.tolist())) < len(match) or tv[np.arange(len(match)), match].max() > 0.1:
+        return None
+    return match
 
 
 def test_auto_alpha_recovers_the_planted_alpha(asymmetric):
-    """Each learned alpha_k within 25% of the planted value, in the same order (measured:
-    within 4-12%; a chain with two topics merged is off by 50% or more)."""
-    planted, _, best = asymmetric
-    model = best["auto"]
-    match = (planted.topic_word @ model.topic_word_.T).argmax(axis=1)
-    assert sorted(match) == list(range(5))
-    learned = model.alpha_[match]
-    np.testing.assert_allclose(learned, TRUE_ALPHA, rtol=0.25)
-    assert np.all(np.diff(learned) < 0)
+    """Every "auto" chain in the main mode learns each alpha_k within 12% of the planted
+    value, in the same order (measured: within 6%; a chain in a local optimum is off by
+    50% or more). At least one of the 5 must reach the main mode: at the measured 18 of 24,
+    all 5 missing it has probability 0.1%; a learner that wrecks the topics fails here."""
+    planted, _, fits = asymmetric
+    matches = [_recovered(planted, m) for m in fits["auto"]]
+    assert any(match is not None for match in matches), "no chain reached the main mode"
+    for model, match in zip(fits["auto"], matches):
+        if match is not None:
+            learned = model.alpha_[match]
+            np.testing.assert_allclose(learned, TRUE_ALPHA, rtol=0.12)
+            assert np.all(np.diff(learned) < 0), learned
 
 
 def test_auto_alpha_beats_every_fixed_symmetric_alpha(asymmetric):
-    """Document completion on the held-out users: learned alpha is better than 0.1, 0.3
-    and 1.0 (measured margin to the best fixed value, 0.3: about 0.006 nats per token,
-    against a spread of 0.001-0.003 between seeds of one setting)."""
-    _, split, best = asymmetric
-    score = {a: completion_log_likelihood(m, split.observed, split.hidden)
-             for a, m in best.items()}
-    assert score["auto"] > max(score[a] for a in (0.1, 0.3, 1.0)), score
+    """Document completion on the held-out users: every "auto" chain in the main mode beats
+    every chain with alpha 0.1, 0.3 or 1.0, whatever mode those are in (measured: auto
+    -4.486 +- 0.0004 nats per token, the best fixed chain -4.505 (0.1), so a learned alpha
+    0.4% worse fails)."""
+    planted, split, fits = asymmetric
+
+    def score(model):
+        return completion_log_likelihood(model, split.observed, split.hidden)
+
+    auto = [score(m) for m in fits["auto"] if _recovered(planted, m) is not None]
+    fixed = {a: [score(m) for m in fits[a]] for a in (0.1, 0.3, 1.0)}
+    assert auto, "no chain reached the main mode"
+    assert all(a > f for a in auto for scores in fixed.values() for f in scores), (auto, fixed)
 
 
 def test_learned_priors_resume_bit_exactly(planted, tmp_path):

@@ -146,47 +146,54 @@ def _rng_states(n):
 
 @pytest.fixture(scope="module")
 def held_out():
-    data = planted_corpus(1200, 400, 8, mean_length=60, alpha=0.1, overlap=0.1, seed=21)
+    """Held-out log-likelihood per token of seeds 0-4, per sampler and shard count.
+
+    4 planted topics: with 8 (the corpus used before) 0-4 of 10 chains of every
+    configuration sat in a local optimum (one planted topic split, two merged, 2.5%
+    worse). On this corpus 4 of 360 chains did (60 seeds of every configuration); the
+    rest have a seed-to-seed spread of 0.0025 nats per token (0.06%).
+    """
+    data = planted_corpus(1200, 400, 4, mean_length=60, alpha=0.1, overlap=0.1, seed=21)
     split = split_users(data.corpus, test_fraction=0.2, hidden_fraction=0.5, seed=0)
     cache = {}
 
-    def best_score(name, n_shards):
-        """Best over 5 seeds of the held-out log-likelihood per token.
-
-        Within 100 sweeps single chains often sit in a local optimum (one planted topic
-        split, two merged: about 2.5% worse; serial chains more often than sharded ones,
-        measured 4 of 5 seeds versus 0 of 5). The best of 5 needs one chain in the main
-        mode, where the spread across seeds is under 0.1%.
-        """
+    def scores(name, n_shards):
         if (name, n_shards) not in cache:
             n_iter = 200 if name == "mh" else 100
-            scores = [completion_log_likelihood(
-                LDA(8, alpha=0.1, beta=0.01, sampler=name, n_shards=n_shards, n_iter=n_iter,
+            cache[name, n_shards] = np.array([completion_log_likelihood(
+                LDA(4, alpha=0.1, beta=0.01, sampler=name, n_shards=n_shards, n_iter=n_iter,
                     random_state=seed).fit(split.train), split.observed, split.hidden)
-                for seed in range(5)]
-            cache[name, n_shards] = max(scores)
+                for seed in range(5)])
         return cache[name, n_shards]
 
-    return best_score
+    return scores
+
+
+# Medians of the 5 seeds agree within 0.3%. The median ignores up to 2 chains in the local
+# optimum (at the measured rate of about 1%, 3 of 5 happens about once in 10^5), while a
+# sampler that is biased in every chain moves it. Measured over 8 disjoint groups of 5
+# seeds: medians of two configurations differ by 0.07% (sd), 0.13% at most, so 0.3% is
+# 4 sd; a sampler or schedule 0.5% worse than the reference fails.
+QUALITY_RTOL = 0.003
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_parallel_matches_serial_held_out(held_out, name):
-    """4 shards reach the serial chain's held-out log-likelihood per token within 0.3%.
-
-    Bests of 5 seeds (see ``held_out``) agree to about 0.1% between runs of one
-    configuration; a schedule that lost or double-counted updates would be far off.
-    """
-    serial, sharded = held_out(name, 1), held_out(name, 4)
-    assert abs(sharded - serial) < 0.003 * abs(serial), (serial, sharded)
+    """4 shards reach the serial chain's held-out log-likelihood per token (medians of the
+    same 5 seeds, within ``QUALITY_RTOL``); a schedule that lost or double-counted updates
+    would be far off."""
+    serial, sharded = np.median(held_out(name, 1)), np.median(held_out(name, 4))
+    assert abs(sharded - serial) < QUALITY_RTOL * abs(serial), (held_out(name, 1),
+                                                                 held_out(name, 4))
 
 
 @pytest.mark.slow
 def test_every_sampler_reaches_the_same_quality(held_out):
-    """All samplers agree with the dense reference within 0.3% (same reasoning)."""
+    """Every sampler's median over the 5 seeds is within ``QUALITY_RTOL`` of dense's."""
     scores = {name: held_out(name, 1) for name in SAMPLERS}
-    assert all(abs(v - scores["dense"]) < 0.003 * abs(scores["dense"])
+    dense = np.median(scores["dense"])
+    assert all(abs(np.median(v) - dense) < QUALITY_RTOL * abs(dense)
                for v in scores.values()), scores
 
 

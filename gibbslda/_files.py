@@ -109,10 +109,14 @@ def recover(path, *, is_ours) -> None:
     ``.NAME.old-*``: it is put back (the newest, when there are several). Folders set aside
     are removed once ``path`` holds one of ours again; so are temporary ``.NAME.tmp-*``
     folders and files whose writer (the pid in the name) is no longer running. A folder
-    set aside is removed or put back only when ``is_ours`` accepts it (or it is empty).
+    set aside is removed or put back only when ``is_ours`` accepts it (or it is empty),
+    and never while its writer (the pid in its name) runs: that writer is between its two
+    renames and finishes the swap itself.
     """
     path = Path(path)
-    olds = [old for old in _siblings(path, "old") if old.is_dir() and not old.is_symlink()]
+    prefix = len(path.name) + len(".old-") + 1
+    olds = [old for old in _siblings(path, "old") if old.is_dir() and not old.is_symlink()
+            and not _writing(_OWNER.match(old.name[prefix:] + "-"))]
     for old in sorted(olds, key=lambda old: old.stat().st_mtime, reverse=True):
         if not is_ours(old):
             if not any(old.iterdir()):
@@ -196,6 +200,11 @@ def _fsync(path: Path, *, folder: bool = False) -> None:
 
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _writing(owner) -> bool:
+    """Whether a ``.NAME.old-<pid>...`` name's writer is still running."""
+    return owner is not None and _alive(int(owner.group(1)))
 
 
 def _alive(pid: int) -> bool:

@@ -133,7 +133,10 @@ def read(path) -> Saved:
     it). Raises ModelFileError when it is missing, damaged, from an unknown schema, or
     holds anything that would need pickle."""
     path = Path(path)
-    recover(path)
+    try:
+        recover(path)
+    except OSError:  # a reader without write access reads what is there
+        pass
     meta = _read_meta(path)
     arrays = _read_arrays(path / "arrays.npz")
     try:

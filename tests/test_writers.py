@@ -265,6 +265,14 @@ def test_a_write_killed_between_its_renames_is_undone_by_the_next_read(
         write(path, events, 3)
     monkeypatch.undo()
     assert not path.exists()  # the window this test is about
+    (aside,) = tmp_path.glob(".out.old-*")
+    # while its writer runs, a reader leaves the folder set aside alone (the writer is
+    # between its renames and finishes the swap itself): this process is that writer
+    with pytest.raises(Exception):
+        read(path)
+    assert aside.is_dir()
+    # killed, the writer's pid is gone: the next read puts the previous folder back
+    aside.rename(aside.with_name(f".out.old-{_dead_pid()}-{aside.name.rsplit('-', 1)[1]}"))
     assert read(path) == first
     assert _leftovers(tmp_path) == []
 

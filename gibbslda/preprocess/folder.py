@@ -142,7 +142,10 @@ def read_prepared(folder) -> Prepared:
         version, or its files are damaged or disagree with each other.
     """
     folder = Path(folder)
-    _files.recover(folder, is_ours=_is_prepared)
+    try:
+        _files.recover(folder, is_ours=_is_prepared)
+    except OSError:  # a reader without write access reads what is there
+        pass
     meta_file = folder / _FILES[0]
     if not meta_file.is_file():
         raise ValueError(f"{folder} is not a prepared folder (no {_FILES[0]}): write one "

@@ -59,14 +59,16 @@ def demo(
     import polars as pl
     from rich.console import Console
 
-    from gibbslda import LDA, io, preprocess
+    from gibbslda import LDA, _files, io, preprocess
     from gibbslda.data import online_retail_dir
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     show = err.is_terminal and not quiet
     # a bad setting fails before anything is written
     model = LDA(topics, n_iter=iterations, random_state=seed).check_params()
-    preprocess.check_target(output / "prepared")  # folders not ours: refused before work
+    # what is not ours is refused before any work: the folder, then the two inside it
+    _files.check_folder(output, is_ours=_is_demo_output, kind="a gibbslda demo folder")
+    preprocess.check_target(output / "prepared")
     io.check_target(output / "model")
     data = online_retail_dir()
     items = pl.read_parquet(data / "items.parquet")
@@ -105,6 +107,15 @@ def _rank(model, items) -> _Ranked:
     recs, scores = top_n(model.doc_topic_, model.topic_word_, TOP_ITEMS, exclude=bought)
     return _Ranked(titles, name_topics(model.topic_word_, titles, n=1), best, weights, recs,
                    scores)
+
+
+_OUTPUTS = {"prepared", "model", "topics.parquet", "user_topics.parquet",
+            "recommendations.parquet", "report.html"}
+
+
+def _is_demo_output(folder: Path) -> bool:
+    """A folder holding only what the demo writes (an earlier demo's output)."""
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".")} <= _OUTPUTS
 
 
 def _write(output: Path, model, ranked: _Ranked) -> list[Path]:

@@ -294,11 +294,18 @@ def _warp_sweep(state: GibbsState) -> None:
 
     def proposal(c):
         return prob, alias, float(state.alpha.sum()), keys[c % len(keys)]
-    _warp.propose_users(state.indptr, z, proposal(0), user_bounds)
-    for c, key in enumerate(keys):
-        _warp.item_pass(word_ptr, perm, z, state.n_k, float(state.beta), key, item_bounds)
-        _warp.user_pass(state.indptr, z, state.n_k, prior, key, user_bounds, proposal(c + 1),
-                        c + 1 < len(keys))
+    try:
+        _warp.propose_users(state.indptr, z, proposal(0), user_bounds)
+        for c, key in enumerate(keys):
+            _warp.item_pass(word_ptr, perm, z, state.n_k, float(state.beta), key,
+                            item_bounds)
+            _warp.user_pass(state.indptr, z, state.n_k, prior, key, user_bounds,
+                            proposal(c + 1), c + 1 < len(keys))
+    except BaseException:
+        # interrupted between two passes (Ctrl-C in a notebook): drop pending proposals so
+        # z holds topics again; the counts match them at every pass boundary
+        np.bitwise_and(z, np.uint32(0xFFFF), out=z)
+        raise
 
 
 def check_state(state: GibbsState) -> None:

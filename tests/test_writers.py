@@ -155,6 +155,14 @@ def test_demo_refuses_a_foreign_folder_before_any_work(runner, tmp_path, inside)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [inside]  # nothing written
 
 
+def test_demo_refuses_a_folder_of_other_files(runner, tmp_path):
+    target = _foreign(tmp_path / "documents")
+    (target / "topics.parquet").write_text("a user's own file of that name")
+    result = runner.invoke(app, ["demo", "-o", str(target), "-q"])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert _intact(target) and (target / "topics.parquet").read_text().startswith("a user")
+
+
 # -- single files: a regular file is replaced, anything else refused ------------------------
 FILE_WRITERS = {
     "write_report": lambda target, fitted: write_report(fitted, target),

@@ -324,8 +324,10 @@ def _graceful_interrupt(place: Path, unit: str, hint: str):
     between bytecodes of the main thread, after the sweep. So a watcher thread counts
     the Ctrl-Cs instead: ``signal.set_wakeup_fd`` writes a byte to a pipe for each at
     once, and the watcher runs while the sweep (nogil) works. Exiting at once is safe:
-    a checkpoint being written is finished first, and every checkpoint replaces the last
-    by renames (``io.recover`` puts back what a kill between them leaves).
+    a local checkpoint being written is finished first, and every checkpoint replaces the
+    last by renames (``io.recover`` puts back what a kill between them leaves). A Dask
+    round checkpoint is one file renamed into place: an exit while it is written leaves
+    the previous one (the message may then name the one before the newest).
     """
     interrupt = _Interrupt(place, unit, hint)
     read_fd, write_fd = os.pipe()

@@ -79,7 +79,8 @@ for K in Ks:
         line.update({f"{s}/tomotopy": round(v / med["tomotopy"], 2) for s, v in med.items() if s != "tomotopy"})
     if "tomotopy2" in med and "warp2" in med:
         line["warp2/tomotopy2"] = round(med["warp2"] / med["tomotopy2"], 2)
-        line["tomotopy 2w speed-up"] = round(med["tomotopy2"] / med["tomotopy"], 2)
+        if "tomotopy" in med:
+            line["tomotopy 2w speed-up"] = round(med["tomotopy2"] / med["tomotopy"], 2)
     if "warp1" in med and "warp2" in med:
         line["warp 2t speed-up"] = round(med["warp2"] / med["warp1"], 2)
     print("MEDIAN K=%d" % K, json.dumps(line), flush=True)

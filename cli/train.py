@@ -387,9 +387,8 @@ def _lock(output: Path):
                              f"lock {lock}; wait for it to finish") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        from gibbslda import io
-
-        io.recover(output)  # what a killed run left beside it
+        # what a killed run left beside ``output`` is put right by the next load or save
+        # (io.read and the writer both call io.recover), under this lock
         try:
             yield
         finally:

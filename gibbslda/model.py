@@ -390,9 +390,9 @@ class LDA:
         """Refuse a fixed setting changed since the chain was built (``fit`` or ``load``
         records them): continuing or saving would silently keep the old one."""
         now = self._settings()
+        same_chain = self._sampler_for(self.n_topics) == self.state_.sampler
         for name, fitted in self._fitted_settings.items():
             new = now[name]
-            same_chain = self._sampler_for(self.n_topics) == self.state_.sampler
             if name == "sampler" and same_chain:
                 continue  # "auto" and the sampler it picks are the same chain
             if new is fitted or new == fitted:

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 _OWNER = re.compile(r"(\d+)-")  # the writer's pid, after ".NAME.tmp-"
+_SET_ASIDE = re.compile(r"\d+-[0-9a-f]{8}")  # after ".NAME.old-": the names _swap makes
 
 
 def write_file(path, write) -> Path:
@@ -118,13 +119,17 @@ def recover(path, *, is_ours) -> None:
     olds = [old for old in _siblings(path, "old") if old.is_dir() and not old.is_symlink()
             and not _writing(_OWNER.match(old.name[prefix:] + "-"))]
     for old in sorted(olds, key=lambda old: old.stat().st_mtime, reverse=True):
+        in_place = path.is_dir() and not path.is_symlink() and is_ours(path)
         if not is_ours(old):
             if not any(old.iterdir()):
                 old.rmdir()
+            elif in_place and _SET_ASIDE.fullmatch(old.name[prefix:]):
+                # named by _swap, so ours, but half removed: its writer died in rmtree
+                shutil.rmtree(old, ignore_errors=True)
         elif not os.path.lexists(path) or _is_empty_dir(path):
             os.replace(old, path)
             _fsync(path.parent, folder=True)
-        elif path.is_dir() and not path.is_symlink() and is_ours(path):
+        elif in_place:
             shutil.rmtree(old, ignore_errors=True)  # the new one made it into place
     _remove_dead_leftovers(path)
 

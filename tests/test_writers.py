@@ -299,6 +299,17 @@ def test_load_restores_the_previous_model_and_clears_dead_leftovers_only(fitted,
     assert _intact(tmp_path / ".model.old-7")
 
 
+def test_a_set_aside_folder_half_removed_by_a_killed_writer_is_cleared(fitted, tmp_path):
+    # killed inside _swap's final rmtree: the new model is in place, the old one set aside
+    # lost its model.json first; by its name it is ours, so the next read clears it
+    fitted.save(tmp_path / "model")
+    aside = tmp_path / f".model.old-{_dead_pid()}-0a1b2c3d"
+    aside.mkdir()
+    (aside / "arrays.npz").write_bytes(b"half removed")
+    LDA.load(tmp_path / "model")
+    assert _leftovers(tmp_path) == []
+
+
 # -- the Dask round checkpoint ---------------------------------------------------------------
 def test_dask_checkpoint_refuses_a_folder_and_replaces_a_file(tmp_path):
     distributed = pytest.importorskip("distributed")

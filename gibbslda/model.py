@@ -58,17 +58,22 @@ class LDA:
     random_state : int, numpy Generator or None
         Seed of every random stream; the same seed gives the same model bit for bit.
     sampler : {"auto", "dense", "sparse", "mh", "warp"}, default "auto"
-        The sweep kernel (see :mod:`gibbslda.sampler`). "auto" picks "dense" below
-        ``AUTO_SPARSE_TOPICS`` (40) topics and "sparse" from there on (bench/README.md).
-        "warp" (WarpLDA) runs on ``n_jobs`` threads with ``n_shards=1``, same result.
+        The sweep kernel (see :mod:`gibbslda.sampler`). "auto" picks "warp" (WarpLDA, O(1)
+        a token, parallel, the same held-out likelihood at equal sweeps) for
+        ``AUTO_WARP_TOPICS`` (20) topics or more on ``AUTO_WARP_TOKENS`` (50,000) tokens or
+        more with ``n_shards=1``; otherwise the exact chain: "dense" below
+        ``AUTO_SPARSE_TOPICS`` (40) topics, "sparse" from there on. The choice depends on
+        K, the corpus size and ``n_shards`` only, never on the thread count (figures:
+        bench/README.md, "What auto picks"). "warp" runs on ``n_jobs`` threads, same
+        result for any number.
     n_shards : int, default 1
         Blocks the users and items are split into for the parallel sweep; a model
         setting, not the thread count. 1 is the exact serial chain; more shards let more
         threads work, with the topic totals stale within each of the sweep's rounds.
     n_jobs : int or None, default None
-        Threads for the sharded sweep (None: all numba threads), at most one per shard:
-        with ``n_shards=1`` the sweep runs on one thread ("warp": on all of them). Never
-        changes the result.
+        Threads for the sweep (None: all numba threads, one per core unless
+        ``NUMBA_NUM_THREADS`` says otherwise). "warp" uses all of them; the exact samplers
+        use at most one per shard (with ``n_shards=1``, one). Never changes the result.
     mh_steps : int, default 2
         Metropolis-Hastings cycles (item + user proposal) per token for samplers "mh" and
         "warp".
@@ -150,7 +155,7 @@ class LDA:
             corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
             beta=self._beta,
             rng=_rng.seed_streams(self.seed_entropy_, _rng.TRAIN, self.n_shards),
-            sampler=self._sampler_for(self.n_topics), n_shards=self.n_shards,
+            sampler=self._sampler_for(self.n_topics, corpus.n_tokens), n_shards=self.n_shards,
             mh_steps=self.mh_steps)
         self._fitted_settings = self._settings()
         self.n_iter_ = 0
@@ -372,9 +377,14 @@ class LDA:
         raise AttributeError(f"'LDA' object has no attribute {name!r}")
 
     # -- validation --------------------------------------------------------------------
-    def _sampler_for(self, n_topics: int) -> str:
+    def _sampler_for(self, n_topics: int, n_tokens: int = 0) -> str:
+        """The sampler a chain of ``n_topics`` on ``n_tokens`` tokens runs ("auto": by K,
+        the corpus size and ``n_shards``; never by the thread count)."""
         if self.sampler != "auto":
             return self.sampler
+        if (self.n_shards == 1 and AUTO_WARP_TOPICS <= n_topics <= _sampler.MAX_WARP_TOPICS
+                and AUTO_WARP_TOKENS <= n_tokens < 2**31):
+            return "warp"
         return "sparse" if n_topics >= AUTO_SPARSE_TOPICS else "dense"
 
     def _settings(self) -> dict:
@@ -390,7 +400,8 @@ class LDA:
         """Refuse a fixed setting changed since the chain was built (``fit`` or ``load``
         records them): continuing or saving would silently keep the old one."""
         now = self._settings()
-        same_chain = self._sampler_for(self.n_topics) == self.state_.sampler
+        same_chain = (self._sampler_for(self.n_topics, self.state_.z.shape[0])
+                      == self.state_.sampler)
         for name, fitted in self._fitted_settings.items():
             new = now[name]
             if name == "sampler" and same_chain:
@@ -425,12 +436,18 @@ class LDA:
                                                 AUTO_START)
 
 
-# "auto" by K: dense (V x K counts, O(K) a token) is faster below this many topics, sparse
-# (packed counts, O(K_d + K_w)) from here on, whatever the corpus shape. mh is never picked:
-# it needs more sweeps than sparse for the same held-out likelihood; ask for it by name.
-# The figures: bench/README.md, sections "Dense or sparse counts: the crossover" and
-# "Quality against tomotopy".
+# "auto": warp (O(1) a token, items then users in parallel) from AUTO_WARP_TOPICS topics on
+# corpora of AUTO_WARP_TOKENS tokens or more: at K = 20 it ties dense on one thread and
+# leads on two, at K >= 50 it leads everything, and its held-out likelihood at equal sweeps
+# is within 1% of the exact chain's. Below that size a sweep costs milliseconds and the
+# exact chain is kept (warp's delayed counts matter most where counts are small). The exact
+# chain: dense (V x K counts, O(K) a token) below AUTO_SPARSE_TOPICS, sparse (packed
+# counts, O(K_d + K_w)) from there on. mh is never picked: it needs more sweeps for the same
+# held-out likelihood; ask for it by name. The figures: bench/README.md, sections "What
+# auto picks", "Dense or sparse counts: the crossover" and "The warp sampler".
 AUTO_SPARSE_TOPICS = 40
+AUTO_WARP_TOPICS = 20
+AUTO_WARP_TOKENS = 50_000
 
 
 @contextmanager

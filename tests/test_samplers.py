@@ -197,11 +197,33 @@ def test_every_sampler_reaches_the_same_quality(held_out):
                for v in scores.values()), scores
 
 
-def test_auto_picks_dense_then_sparse(planted):
-    def chosen(n_topics):
-        return LDA(n_topics, n_iter=1, random_state=0).fit(planted.corpus).state_.sampler
+def test_auto_picks_by_topics_tokens_and_shards(planted):
+    """Below 50,000 tokens the exact chain (dense below 40 topics, sparse from 40); from
+    50,000 tokens warp from 20 topics, unless shards are asked for."""
+    def chosen(corpus, n_topics, n_shards=1):
+        return LDA(n_topics, n_iter=0, random_state=0,
+                   n_shards=n_shards).fit(corpus).state_.sampler
 
-    assert (chosen(39), chosen(40), chosen(1000)) == ("dense", "sparse", "sparse")
+    small = planted.corpus
+    assert small.n_tokens < 50_000
+    assert (chosen(small, 39), chosen(small, 40), chosen(small, 1000)) == (
+        "dense", "sparse", "sparse")
+    big = planted_corpus(1000, 300, 5, mean_length=50, seed=3).corpus
+    assert big.n_tokens >= 50_000
+    assert (chosen(big, 19), chosen(big, 20), chosen(big, 1000)) == ("dense", "warp", "warp")
+    assert (chosen(big, 19, 2), chosen(big, 50, 2)) == ("dense", "sparse")
+
+
+def test_auto_keeps_a_loaded_chain_of_another_sampler(planted, tmp_path):
+    """A model fitted when "auto" picked another sampler resumes on the chain it has."""
+    big = planted_corpus(1000, 300, 5, mean_length=50, seed=3).corpus
+    model = LDA(30, n_iter=2, random_state=0, sampler="sparse").fit(big)
+    model.sampler = "auto"  # as a model saved by an older "auto" (sparse at K = 30)
+    model._fitted_settings["sampler"] = "auto"
+    model.save(tmp_path / "m")
+    loaded = LDA.load(tmp_path / "m")
+    assert loaded.state_.sampler == "sparse"
+    assert loaded.resume(4).state_.sampler == "sparse"
 
 
 def test_mh_item_mirror_follows_z(planted):

@@ -1,4 +1,4 @@
-"""AD-LDA on a Dask LocalCluster (2 worker processes, 1 thread each) against one process.
+"""AD-LDA on Dask LocalClusters against one process, and the cores a worker uses.
 
     .venv/bin/pip install -e ".[bench,distributed]"
     PYTHONPATH=. .venv/bin/python -m pytest bench/bench_distributed.py --benchmark-only \
@@ -17,12 +17,20 @@ shard, one thread) is measured in the same run for the speed ratio and log p(w, 
 token after the same sweeps (what staleness costs). Worker peak RSS (VmHWM, read in
 each worker process, reset before each case) shows how memory splits.
 
-Cases: the "medium" corpus (2.5M tokens, 20k items) at K = 100 and 1000, one sweep per
-round and 4 sweeps per round; and the 21M-token log of ``bench_scale`` at K = 1000 for a
-few rounds (per-worker memory at scale).
+Cases on 2 workers x 1 thread, 2 partitions: the "medium" corpus (2.5M tokens, 20k
+items) at K = 100 and 1000, one sweep per round and 4 sweeps per round; and the 21M-token
+log of ``bench_scale`` at K = 1000 for a few rounds (per-worker memory at scale).
+
+Cores (``threads-*``): the same chain (medium, 2 partitions, 16 sweeps, one a round) on
+1 worker x 1 thread and 1 worker x 2 threads: a worker sweeps as many of its partitions
+at once as it has threads, so the second should approach twice the first's tokens/s
+(``speedup_vs_1_thread``, from the rounds' seconds; the fit is the same bit for bit).
+``cores_used`` (every case) is the workers' CPU seconds over the fit's wall seconds: the
+cores kept busy, a steadier figure than seconds when other jobs share the machine.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -35,14 +43,25 @@ from gibbslda.corpus import Corpus
 distributed = pytest.importorskip("distributed")
 from gibbslda.distributed import DistributedLDA  # noqa: E402
 
-# name: (corpus, K, sweeps, sweeps per round)
+# name: (corpus, K, sweeps, sweeps per round, workers, threads per worker)
 CASES = {
-    "medium-k100-s1": ("medium", 100, 16, 1),
-    "medium-k1000-s1": ("medium", 1000, 16, 1),
-    "medium-k1000-s4": ("medium", 1000, 16, 4),
-    "scale-k1000-s1": ("scale", 1000, 3, 1),
+    "medium-k100-s1": ("medium", 100, 16, 1, 2, 1),
+    "medium-k1000-s1": ("medium", 1000, 16, 1, 2, 1),
+    "medium-k1000-s4": ("medium", 1000, 16, 4, 2, 1),
+    "scale-k1000-s1": ("scale", 1000, 3, 1, 2, 1),
+    "threads-k100-1x1": ("medium", 100, 16, 1, 1, 1),  # one cluster shape after another
+    "threads-k1000-1x1": ("medium", 1000, 16, 1, 1, 1),
+    "threads-k100-1x2": ("medium", 100, 16, 1, 1, 2),
+    "threads-k1000-1x2": ("medium", 1000, 16, 1, 1, 2),
 }
 _SINGLE: dict = {}
+_RATES: dict = {}  # (corpus, K, workers, threads) -> tokens/s of the rounds, this run
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system, all threads) of this process so far."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _reset_peak() -> None:
@@ -51,15 +70,29 @@ def _reset_peak() -> None:
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
-    client = distributed.Client(cluster)
-    tiny = corpus("small")  # compile / load the kernels in every worker, outside timings
-    DistributedLDA(5, n_iter=2, random_state=0, sampler="sparse").fit(tiny, client)
-    yield client
-    client.close()
-    cluster.close()
+def clients():
+    """A client per cluster shape (workers, threads per worker), started on first use."""
+    made: dict = {}
+
+    def get(n_workers: int, threads: int):
+        if (n_workers, threads) not in made:
+            for client, cluster in made.values():  # one cluster at a time on 2 cores
+                client.close()
+                cluster.close()
+            made.clear()
+            cluster = distributed.LocalCluster(n_workers=n_workers,
+                                               threads_per_worker=threads, processes=True,
+                                               dashboard_address=":0")
+            client = distributed.Client(cluster)
+            tiny = corpus("small")  # compile / load the kernels in every worker
+            DistributedLDA(5, n_iter=2, random_state=0, sampler="sparse").fit(tiny, client)
+            made[n_workers, threads] = (client, cluster)
+        return made[n_workers, threads][0]
+
+    yield get
+    for client, cluster in made.values():
+        client.close()
+        cluster.close()
 
 
 def _corpus(name: str) -> Corpus:
@@ -84,10 +117,11 @@ def _split(rounds) -> dict:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_distributed(benchmark, client, case):
-    name, n_topics, n_iter, per_round = CASES[case]
+def test_distributed(benchmark, clients, case):
+    name, n_topics, n_iter, per_round, n_workers, threads = CASES[case]
+    client = clients(n_workers, threads)
     data = _corpus(name)
-    if name != "scale":  # one process, same chain length, for the ratio
+    if name != "scale" and n_workers > 1:  # one process, same chain length, for the ratio
         key = (name, n_topics, n_iter)
         if key not in _SINGLE:
             started = time.perf_counter()
@@ -96,6 +130,7 @@ def test_distributed(benchmark, client, case):
             _SINGLE[key] = (time.perf_counter() - started, single.loglik_["loglik"][-1])
     client.run(_reset_peak)
     baseline = client.run(proc_status, "VmRSS")
+    cpu = client.run(_cpu_seconds)
     est = DistributedLDA(n_topics, n_iter=n_iter, random_state=0, sampler="sparse",
                          n_partitions=2, sweeps_per_round=per_round, eval_every=10**6)
     started = []
@@ -107,13 +142,17 @@ def test_distributed(benchmark, client, case):
 
     benchmark.pedantic(fit, rounds=1, iterations=1)
     peaks = client.run(proc_status, "VmHWM")
+    cpu = {w: t - cpu[w] for w, t in client.run(_cpu_seconds).items()}
     rounds = est.rounds_
     total = started[1] - started[0]
     info = benchmark.extra_info
     info.update({
         "case": case, "n_tokens": data.n_tokens, "n_items": data.n_items,
         "n_topics": n_topics, "sweeps": n_iter, "sweeps_per_round": per_round,
-        "workers": 2, "partitions": 2, "threads_per_worker": 1,
+        "workers": n_workers, "partitions": 2, "threads_per_worker": threads,
+        "threads_used": {w: v["threads"] for w, v in est.setup_["workers"].items()},
+        # cores busy on average: the workers' CPU seconds over the fit's wall seconds
+        "worker_cpu_seconds": sorted(cpu.values()), "cores_used": sum(cpu.values()) / total,
         "fit_seconds": total, "setup_seconds": est.setup_["seconds"],
         "setup_bytes": {k: v for k, v in est.setup_.items() if k != "seconds"},
         "rounds_seconds": float(rounds["seconds"][-1]),
@@ -123,7 +162,11 @@ def test_distributed(benchmark, client, case):
         "worker_baseline_rss_gib": sorted(v / 2**30 for v in baseline.values()),
         "worker_peak_rss_gib": sorted(v / 2**30 for v in peaks.values()),
     } | _split(rounds))
-    if name != "scale":
+    rate = info["tokens_per_s_rounds"]
+    _RATES[name, n_topics, n_workers, threads] = rate
+    if threads > 1 and (name, n_topics, n_workers, 1) in _RATES:
+        info["speedup_vs_1_thread"] = rate / _RATES[name, n_topics, n_workers, 1]
+    if name != "scale" and n_workers > 1:
         seconds, loglik = _SINGLE[name, n_topics, n_iter]
         info.update({"single_process_seconds": seconds, "single_process_loglik": loglik,
                      "speedup_vs_single": seconds / total})

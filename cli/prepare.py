@@ -2,6 +2,7 @@
 labels, split parts, a JSON summary) that ``gibbslda train`` reads."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,7 +53,10 @@ def prepare(
     as_json: Annotated[bool, json_option("The summary as JSON on stdout.")] = False,
 ) -> None:
     """Read an event log with polars, weigh behaviours, filter and split it, and write a
-    prepared folder; prints what was read, dropped and kept."""
+    prepared folder; prints what was read, dropped and kept, and the peak memory (with
+    --json: the summary and ``peak_rss_bytes``). A log of more than 10M rows is read in
+    passes over buckets of users (a big CSV is first copied to a temporary Parquet file
+    under TMPDIR), so memory follows the user-item pairs kept, not the rows."""
     import json
 
     from gibbslda import preprocess
@@ -69,13 +73,25 @@ def prepare(
         split=_split(split, test_fraction, hidden_fraction, last, cutoff), seed=seed,
         pseudonym_key=key)
     preprocess.write_prepared(prepared, output)
+    peak = _peak_rss_bytes()
     if as_json:
-        typer.echo(json.dumps(prepared.summary, default=str))
+        typer.echo(json.dumps(prepared.summary | {"peak_rss_bytes": peak}, default=str))
         return
-    corpus = prepared.corpus(prepared.parts[0])
-    typer.echo(f"{output}: {corpus.n_users:,} users, {prepared.words.height:,} "
-               f"{word}s, {corpus.n_tokens:,} training tokens; parts "
-               f"{', '.join(prepared.parts)}")
+    train = prepared.summary["parts"][prepared.parts[0]]
+    typer.echo(f"{output}: {train['users']:,} users, {prepared.words.height:,} "
+               f"{word}s, {train['tokens']:,} training tokens; parts "
+               f"{', '.join(prepared.parts)}"
+               + ("" if peak is None else f"; peak memory {peak / 2**30:.2f} GiB"))
+
+
+def _peak_rss_bytes() -> int | None:
+    """This process's peak resident set so far (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes; Linux: KiB
 
 
 def _table_or_column(value: str | None):

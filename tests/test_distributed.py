@@ -20,8 +20,8 @@ from gibbslda.packed import apply_item_delta, combine, set_item_counts  # noqa: 
 from gibbslda.synthetic import planted_corpus  # noqa: E402
 
 
-def _cluster(n_workers):
-    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+def _cluster(n_workers, threads=1):
+    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads,
                                        processes=True, dashboard_address=":0",
                                        worker_dashboard_address=None)
     return cluster, distributed.Client(cluster)
@@ -89,6 +89,38 @@ def test_chain_equals_its_definition(two_workers, planted, name, monkeypatch):
     assert fit.model_.loglik_["loglik"][-1] == pytest.approx(
         sampler.log_likelihood(fit.model_.state_), rel=1e-12)
     assert fit.model_.loglik_["iteration"].tolist() == [4, 7]
+
+
+@pytest.fixture(scope="module")
+def two_threads():
+    cluster, client = _cluster(1, threads=2)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_partitions_of_a_worker_share_its_threads_with_the_same_result(
+        two_threads, one_worker, two_workers, planted):
+    # 1 worker x 2 threads sweeps 2 of its 3 partitions at a time; 1 worker x 1 thread one
+    # at a time; 2 workers x 1 thread hold 2 and 1. The chain is AD-LDA's by definition in
+    # each (every partition its own stream, merges in partition order): thread and worker
+    # counts do not change a bit of it.
+    z, rng = reference_adlda(planted.corpus, 5, "sparse", 3, 5, 1, seed=4)
+    down = []
+    for client, placed in ((two_threads, [([0, 1, 2], 2)]), (one_worker, [([0, 1, 2], 1)]),
+                           (two_workers, [([0, 2], 1), ([1], 1)])):
+        fit = DistributedLDA(5, n_iter=5, random_state=4, sampler="sparse", n_partitions=3,
+                             sweeps_per_round=1).fit(planted.corpus, client)
+        np.testing.assert_array_equal(fit.model_.z_, z)
+        np.testing.assert_array_equal(fit.model_.rng_state_, rng)
+        workers = fit.setup_["workers"]
+        assert [(w["partitions"], w["threads"]) for w in workers.values()] == placed
+        down.append(fit.rounds_["bytes_down"])
+    # the same chain merges the same changes; they go down once per worker (1, 1 and 2
+    # actors), not once per partition (3 each)
+    assert down[0][:-1].min() > 0 and down[0][-1] == 0
+    np.testing.assert_array_equal(down[1], down[0])
+    np.testing.assert_array_equal(down[2], 2 * down[0])
 
 
 def test_same_model_on_one_or_two_workers(two_workers, one_worker, planted, tmp_path):
@@ -217,11 +249,19 @@ def test_no_checkpoint_message():
     class Gone:
         status = "error"
 
+    class Running:
+        status = "finished"
+
     run = Run(DistributedLDA(5), None, None, None, None)
-    run.futures, run.workers = [Gone()], ["tcp://w:1"]
+    run.futures, run.workers, run.groups = [Gone()], ["tcp://w:1"], [[0]]
     error = run._lost(OSError("closed"), 4)
     assert "tcp://w:1 (partition 0) lost at round 4; no checkpoint was written" in str(error)
     assert run._lost(ValueError("other"), 4).args == ("other",)
+    # a worker holds partitions 0 and 2, the other 1 and 3: the lost one names both of its
+    run.futures, run.groups = [Running(), Gone()], [[0, 2], [1, 3]]
+    run.workers = ["tcp://w:1", "tcp://w:2", "tcp://w:1", "tcp://w:2"]
+    assert str(run._lost(OSError("closed"), 2)).startswith(
+        "worker tcp://w:2 (partitions 1, 3) lost at round 2;")
 
 
 @pytest.mark.parametrize("setting, value, error, match", [

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -300,7 +301,9 @@ EVENTS = pl.DataFrame({
     ("item", None, {("u1", "A"): 2, ("u1", "C"): 1, ("u2", "A"): 3}),    # strongest event
     ("item", 2, {("u1", "A"): 2, ("u1", "C"): 1, ("u2", "A"): 2}),
 ])
-def test_weights_returns_cap_dedupe(dedupe, cap, expected):
+@pytest.mark.parametrize("bucket_rows", [10**9, 2])  # one pass; 12 buckets, some empty
+def test_weights_returns_cap_dedupe(dedupe, cap, expected, bucket_rows, monkeypatch):
+    monkeypatch.setattr(pp, "BUCKET_ROWS", bucket_rows)
     p = prepare(EVENTS, event="event", timestamp="ts", dedupe=dedupe, cap=cap)
     assert counts(p) == expected
     assert p.summary["pairs"]["not_positive"] == 1
@@ -523,6 +526,100 @@ def test_categories_label_items_that_have_no_label():
                                                                      "c": "cups"}
     words = prepare(frame, category="cat", word="category").words  # categories: no labels
     assert words.get_column("label").null_count() == words.height
+
+
+# -- big logs: passes over buckets of users -----------------------------------------------
+
+def nulled_log(seed: int) -> pl.DataFrame:
+    """random_log with labels, categories, quantities, a duplicated row and nulls."""
+    log = random_log(seed, n_rows=600, n_users=60, n_items=40)
+    rng = np.random.default_rng(seed)
+    log = log.with_columns(
+        label=pl.format("item {} v{}", "item_id",  # the most frequent label per item wins
+                        pl.Series(rng.choice(3, log.height, p=[0.45, 0.35, 0.2]))),
+        cat=pl.col("item_id").str.slice(0, 2),
+        q=pl.Series(rng.integers(-1, 4, log.height)))
+    log = pl.concat([log, log.head(3)])  # exact duplicates
+    for column, rows in (("user_id", [5, 77]), ("item_id", [9]), ("event", [13, 200]),
+                         ("ts", [21]), ("q", [33])):
+        log = log.with_columns(pl.when(pl.int_range(pl.len()).is_in(rows)).then(None)
+                               .otherwise(pl.col(column)).alias(column))
+    return log
+
+
+BUCKETED = [
+    {"split": LeaveLastN(2), "min_user_items": 3, "min_item_users": 2},
+    {"dedupe": "exact", "labels": "label", "category": "cat", "split": TimeCutoff(0.3)},
+    {"dedupe": "item", "category": "cat", "word": "category", "split": LeaveLastN(1)},
+    {"dedupe": "event", "quantity": "q", "cap": None, "split": HeldOutUsers(0.3, 0.4)},
+    {"quantity": "q", "pseudonym_key": b"0123456789abcdef", "split": HeldOutUsers(0.3, 0.4)},
+]
+
+
+@pytest.mark.parametrize("source", ["frame", "csv", "parquet"])
+@pytest.mark.parametrize("options", BUCKETED, ids=lambda o: "-".join(map(str, o.values())))
+def test_buckets_give_the_prepared_data_of_one_pass(tmp_path, monkeypatch, source, options):
+    # A big log is read in passes over buckets of users (a CSV first copied to Parquet):
+    # bucketed or not, every file and the summary must be the same, nulls and duplicates
+    # counted once, the split drawn alike.
+    log = nulled_log(1)
+    src = {"frame": log, "csv": tmp_path / "log.csv", "parquet": tmp_path / "log.parquet"}
+    log.write_csv(src["csv"])
+    log.write_parquet(src["parquet"])
+    kwargs = dict(event="event", timestamp="ts", **options)
+    whole = prepare(src[source], **kwargs)
+    passes = []
+
+    def counted(*args):  # the real pass, counted
+        passes.append(args[0])
+        return bucket(*args)
+
+    bucket = pp.weigh._bucket
+    monkeypatch.setattr(pp.weigh, "_bucket", counted)
+    monkeypatch.setattr(pp, "BUCKET_ROWS", 70)  # 603 rows: 9 buckets (estimated for CSV)
+    bucketed = prepare(src[source], **kwargs)
+    assert len(passes) >= 8
+    if source == "csv":  # the passes read the temporary Parquet copy, never the text
+        assert all("Csv SCAN" not in lf.explain() for lf in passes)
+    for name in ("tokens", "users", "words"):
+        assert getattr(bucketed, name).equals(getattr(whole, name)), name
+    assert bucketed.summary == whole.summary
+    assert whole.summary["rows"]["dropped"]["null_user"] == 2
+
+
+def test_buckets_refuse_what_one_pass_refuses(tmp_path, monkeypatch):
+    monkeypatch.setattr(pp, "BUCKET_ROWS", 1)
+    frame = pl.DataFrame({"user_id": [1, 1, 2], "item_id": [1, 2, 1],
+                          "e": ["view", "click", "view"]})
+    with pytest.raises(ValueError, match=r"events \['click'\] have no weight") as exc:
+        prepare(frame, event="e")
+    one_line(exc)
+    # a bad value far into a big CSV: the copy to Parquet says which file, in one line
+    text = "timestamp,visitorid,event,itemid,transactionid\n" + "1,2,view,3,\n" * 50
+    with pytest.raises(ValueError, match="could not read events.csv") as exc:
+        prepare(write(tmp_path, "events.csv", text + "1,x9,view,2,\n"), format="retailrocket")
+    one_line(exc)
+
+
+def test_prepare_command_reports_its_peak_memory(tmp_path):
+    from typer.testing import CliRunner
+
+    from gibbslda.cli.main import app
+
+    random_log(2).write_csv(tmp_path / "log.csv")
+    runner = CliRunner(env={"COLUMNS": "200", "GIBBSLDA_DEBUG": None})
+    args = ["prepare", str(tmp_path / "log.csv"), "--event", "event", "-o"]
+    result = runner.invoke(app, [*args, str(tmp_path / "p"), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    peak = printed.pop("peak_rss_bytes")
+    assert isinstance(peak, int) and peak > 2**20  # this process's: at least a MiB
+    assert printed == json.loads((tmp_path / "p" / "prepared.json").read_text())["summary"]
+    text = runner.invoke(app, [*args, str(tmp_path / "q")])
+    train = printed["parts"]["train"]
+    assert re.search(rf"{train['users']} users, {printed['result']['words']} items, "
+                     rf"{train['tokens']:,} training tokens; parts train; peak memory "
+                     r"\d+\.\d\d GiB", text.stdout), text.stdout
 
 
 # -- prepared folders and corpora ---------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gibbslda import _kernels, io, sampler as _sampler
-from gibbslda.distributed.partition import Partition
+from gibbslda.distributed.partition import Partitions
 from gibbslda.model import CHECK_ENV, LDA, SweepInfo
 from gibbslda.packed import add_entries, combine
 
@@ -21,6 +21,7 @@ class Run:
     def __init__(self, est, model, corpus, bounds, client):
         self.est, self.model, self.corpus, self.bounds = est, model, corpus, bounds
         self.client, self.actors, self.futures, self.merged = client, [], [], None
+        self.groups = []  # the partitions of each actor (one per worker), in actor order
         self.round = self.sweeps = 0
         self.seconds = 0.0
         self.history = np.zeros(0, dtype=io.ROUND_DTYPE)
@@ -29,25 +30,32 @@ class Run:
 
     # -- setup -------------------------------------------------------------------------
     def start(self) -> None:
-        """Create one actor per partition on its worker, then give each the global counts."""
+        """Place the partitions on the workers in turn, create one actor per worker for
+        its partitions (run on its threads), then give each the global counts."""
         started = time.perf_counter()
-        workers = sorted(self.client.nthreads())
+        threads = self.client.nthreads()
+        workers = sorted(threads)
         if not workers:
             raise ValueError("the Dask cluster has no workers: start some, then call fit")
         c, m = self.corpus, self.model
         sent = 0
         self.workers = [workers[p % len(workers)] for p in range(self.est.n_partitions)]
-        for p, worker in enumerate(self.workers):
-            lo, hi = c.indptr[self.bounds[p]], c.indptr[self.bounds[p + 1]]
-            tokens = (c.indptr[self.bounds[p]:self.bounds[p + 1] + 1] - lo, c.words[lo:hi],
-                      None if self.z is None else self.z[lo:hi])
-            sent += sum(a.nbytes for a in tokens if a is not None)
-            data = self.client.scatter([tokens], workers=[worker], hash=False)[0]
+        self.groups = [[p for p, w in enumerate(self.workers) if w == worker]
+                       for worker in workers[:self.est.n_partitions]]
+        for group in self.groups:
+            worker, blocks = self.workers[group[0]], []
+            for p in group:
+                lo, hi = c.indptr[self.bounds[p]], c.indptr[self.bounds[p + 1]]
+                blocks.append((c.indptr[self.bounds[p]:self.bounds[p + 1] + 1] - lo,
+                               c.words[lo:hi], None if self.z is None else self.z[lo:hi]))
+            sent += sum(a.nbytes for b in blocks for a in b if a is not None)
+            data = self.client.scatter(blocks, workers=[worker], hash=False)
             self.futures.append(self.client.submit(
-                Partition, data, m.n_topics, c.n_items, m._alpha, m._beta, m.sampler,
-                self.rng[p:p + 1].copy(), actor=True, workers=[worker],
-                allow_other_workers=False, pure=False))
+                Partitions, data, m.n_topics, c.n_items, m._alpha, m._beta, m.sampler,
+                [self.rng[p:p + 1].copy() for p in group], threads[worker], actor=True,
+                workers=[worker], allow_other_workers=False, pure=False))
         self.actors = self._gather(0, self.futures)
+        used = self._gather(0, [actor.threads() for actor in self.actors])
         own = self._call(0, "counts")
         self.g_keys, self.g_values = combine([o[0] for o in own], [o[1] for o in own])
         self.n_k = np.bincount(self.g_keys % m.n_topics, weights=self.g_values,
@@ -56,7 +64,9 @@ class Run:
         self._call(0, "load", (self.g_keys, self.g_values, self.n_k))
         self.setup = {"seconds": time.perf_counter() - started, "bytes_tokens": sent,
                       "bytes_up": sum(o[0].nbytes + o[1].nbytes for o in own),
-                      "bytes_down": self._down_bytes((self.g_keys, self.g_values, self.n_k))}
+                      "bytes_down": self._down_bytes((self.g_keys, self.g_values, self.n_k)),
+                      "workers": {self.workers[g[0]]: {"partitions": g, "threads": t}
+                                  for g, t in zip(self.groups, used)}}
 
     # -- the rounds --------------------------------------------------------------------
     def rounds(self, callback) -> None:
@@ -165,15 +175,22 @@ class Run:
 
     # -- communication and faults ------------------------------------------------------
     def _down_bytes(self, payload) -> int:
-        """Bytes of ``payload`` as sent to every partition (None: nothing to send)."""
+        """Bytes of ``payload`` as sent to every worker, once for all its partitions
+        (None: nothing to send)."""
         return 0 if payload is None else sum(a.nbytes for a in payload) * len(self.actors)
 
-    def _call(self, round_, method, *args):
+    def _call(self, round_, method, *args) -> list:
+        """Call ``method`` once per worker (each runs it for its partitions); the answers
+        in partition order."""
         try:
             calls = [getattr(actor, method)(*args) for actor in self.actors]
         except Exception as exc:
             raise self._lost(exc, round_) from exc
-        return self._gather(round_, calls)
+        answers = [None] * len(self.workers)
+        for group, answer in zip(self.groups, self._gather(round_, calls)):
+            for p, one in zip(group, answer or [None] * len(group)):
+                answers[p] = one
+        return answers
 
     def _gather(self, round_, calls):
         """Wait for every call. A lost worker is noticed as soon as the scheduler knows,
@@ -190,8 +207,8 @@ class Run:
             raise self._lost(exc, round_) from exc
 
     def _lost_partitions(self) -> list:
-        return [p for p, f in enumerate(self.futures) if f.status not in ("finished",
-                                                                          "pending")]
+        return sorted(p for group, f in zip(self.groups, self.futures)
+                      if f.status not in ("finished", "pending") for p in group)
 
     def _lost(self, exc, round_: int):
         """The RuntimeError that names a lost worker, or ``exc`` when none was lost."""
@@ -213,7 +230,8 @@ class Run:
         else:
             then = ("no checkpoint was written, so training must start again: pass "
                     "checkpoint=path to make a lost worker recoverable")
-        names = ", ".join(f"{self.workers[p]} (partition {p})" for p in lost)
+        names = ", ".join(f"{self.workers[g[0]]} (partition{'s' if len(g) > 1 else ''} "
+                          f"{', '.join(map(str, g))})" for g in self.groups if g[0] in lost)
         return RuntimeError(f"worker {names} lost {where}; {then}")
 
     def close(self) -> None:

@@ -23,7 +23,10 @@ class DistributedLDA:
         own tokens only, so its acceptance ratio would not match the global counts).
     n_partitions : int, default 2
         Contiguous blocks of users, each with its own random stream; the result depends on
-        the seed and this, not on the number of workers.
+        the seed and this, not on the number of workers or threads. A worker sweeps as
+        many of its partitions at once as it has threads: use at least as many partitions
+        as threads in the cluster to keep every core busy (each partition holds its own
+        copy of the item x topic counts: more partitions, more memory per worker).
     sweeps_per_round : int, default 1
         Local sweeps between merges (the staleness of the other partitions' counts).
     checkpoint : path or None
@@ -39,9 +42,10 @@ class DistributedLDA:
         driver's and the network's), of sampling and of keeping its copy of the counts
         (adding the others' changes, finding its own; each the max over partitions), of
         merging (driver) and checkpointing; bytes up (count changes, partitions to
-        driver), down (the summed change, to every partition) and of the topics gathered
+        driver), down (the summed change, once to every worker) and of the topics gathered
         for a checkpoint; log p(w, z) per token when evaluated (else NaN).
-    setup_ : dict  seconds and bytes of partitioning and the first count exchange.
+    setup_ : dict  seconds and bytes of partitioning and the first count exchange;
+        ``workers``: each worker's partitions and the threads they run on.
     """
 
     def __init__(self, n_topics: int = 10, *, alpha=0.1, beta=0.01, n_iter: int = 200,

@@ -1,7 +1,19 @@
-"""A partition of an AD-LDA fit: a Dask actor holding one block of users on a worker."""
+"""The partitions of an AD-LDA fit on one worker: one Dask actor (:class:`Partitions`)
+holding their blocks of users (:class:`Partition`) and running them on the worker's threads.
+
+Dask gives a worker's actors a single thread between them, so one actor per partition ran
+one partition at a time per worker process. :class:`Partitions` takes a worker's
+partitions in one actor and runs each call over them on a pool of the worker's threads
+(its ``nthreads``): the sweeps are numba kernels that release the GIL, so a worker with T
+threads sweeps up to T partitions at once. Every partition keeps its own tokens, copy of
+the counts and random stream, and the driver merges in partition order, so the result is
+the same for any number of threads (and workers). The driver sends each call once per
+worker (the merged counts included), not once per partition.
+"""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -9,12 +21,52 @@ from gibbslda import _kernels, sampler as _sampler
 from gibbslda.packed import apply_item_delta, combine, nonzero_entries, set_item_counts
 
 
-class Partition:
-    """One block of users, resident on a worker as a Dask actor: its tokens, topics and
-    random stream, and its own copy of the item x topic counts (a GibbsState)."""
+class Partitions:
+    """The partitions placed on one worker, as one Dask actor: each method runs the
+    partitions' method of that name on a pool of ``n_threads`` threads and returns their
+    answers in the order of ``blocks``.
 
-    def __init__(self, tokens, n_topics, n_items, alpha, beta, sampler, rng):
-        _sampler.warm_up()
+    Parameters
+    ----------
+    blocks : list of (indptr, words, z or None)  each partition's tokens (and topics).
+    rngs : list of uint64 (1, 4)  each partition's stream.
+    n_threads : int  the worker's threads.
+    """
+
+    def __init__(self, blocks, n_topics, n_items, alpha, beta, sampler, rngs, n_threads):
+        _sampler.warm_up()  # compile (or load) the kernels once, before the threads
+        self.n_threads = max(1, min(n_threads, len(blocks)))
+        self.pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="gibbslda-partition")
+        self.parts = list(self.pool.map(
+            lambda args: Partition(*args, n_topics, n_items, alpha, beta, sampler),
+            zip(blocks, rngs)))
+
+    def _each(self, method: str, *args) -> list:
+        return list(self.pool.map(lambda part: getattr(part, method)(*args), self.parts))
+
+    def counts(self) -> list:
+        return self._each("counts")
+
+    def load(self, counts) -> None:
+        self._each("load", counts)
+
+    def snapshot(self) -> list:
+        return self._each("snapshot")
+
+    def step(self, merged, n_sweeps: int, evaluate: bool, snapshot: bool,
+             check: bool) -> list:
+        return self._each("step", merged, n_sweeps, evaluate, snapshot, check)
+
+    def threads(self) -> int:
+        """The threads this worker's partitions run on (at most one per partition)."""
+        return self.n_threads
+
+
+class Partition:
+    """One block of users: its tokens, topics and random stream, and its own copy of the
+    item x topic counts (a GibbsState)."""
+
+    def __init__(self, tokens, rng, n_topics, n_items, alpha, beta, sampler):
         indptr, words, z = tokens
         kwargs = {"alpha": alpha, "beta": beta, "rng": rng, "sampler": sampler,
                   "n_shards": 1}

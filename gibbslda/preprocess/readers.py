@@ -6,7 +6,12 @@ columns; the fixed layouts of the public formats are checked against the header.
 ``user``, ``item``, ``event``, ``timestamp``, ``quantity``, ``category``, ``label`` and
 ``rating``, checking each column's type (:func:`_convert`, :func:`_time`, :func:`_retail`).
 :func:`_table` reads an id -> value table (categories, labels) and :func:`_collect` runs
-lazy queries together, turning polars errors into one-line ValueErrors.
+lazy queries together, turning polars errors into one-line ValueErrors. For big logs,
+:func:`_n_rows` sizes the source and :func:`_spill` writes a text file's canonical rows to
+a temporary Parquet file that the passes over buckets of users read.
+
+Every per-row expression here streams in polars (bounded memory whatever the rows):
+mappings are when/then chains (:func:`_mapped`), never ``replace``.
 """
 from __future__ import annotations
 
@@ -108,6 +113,44 @@ def _collect(queries: list, where: str) -> list[pl.DataFrame]:
                          "column types") from exc
 
 
+def _n_rows(source, where: str) -> tuple[int | None, bool]:
+    """The source's rows and whether it is a text file (parsed again by every pass).
+
+    Frames and Parquet files say how many rows they have; a text file's rows are estimated
+    from the lines in three samples of 256 KiB (start, middle, end; the estimate only
+    sizes the passes); a LazyFrame's are not known (None).
+    """
+    if isinstance(source, pl.LazyFrame):
+        return None, False
+    if isinstance(source, (pl.DataFrame, pd.DataFrame)):
+        return len(source), False
+    path = Path(source)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pl.scan_parquet(path).select(pl.len()).collect().item(), False
+        except pl.exceptions.PolarsError as exc:
+            raise ValueError(f"could not read {where}: {_one_line(exc)}") from exc
+    size, sample = path.stat().st_size, b""
+    with open(path, "rb") as f:
+        for at in (0, size // 2, max(size - 2**18, 0)):
+            f.seek(at)
+            sample += f.read(2**18)
+    return size * max(sample.count(b"\n"), 1) // max(len(sample), 1), True
+
+
+def _spill(lf: pl.LazyFrame, where: str, folder: Path) -> tuple[pl.LazyFrame, int]:
+    """Write the canonical rows to a Parquet file in ``folder`` in one streaming pass, so
+    that later passes read them instead of parsing the text again; the rows written."""
+    path = folder / "rows.parquet"
+    try:
+        lf.sink_parquet(path, compression="lz4", statistics=False, engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise ValueError(f"could not read {where}: {_one_line(exc)}; check format= and the "
+                         "column types") from exc
+    rows = pl.scan_parquet(path)
+    return rows, rows.select(pl.len()).collect().item()
+
+
 # -- canonical columns --------------------------------------------------------------------
 
 def _canonical(raw: pl.LazyFrame, fmt: str, names: dict, where: str) -> pl.LazyFrame:
@@ -168,7 +211,8 @@ def _convert(lf: pl.LazyFrame, schema, fmt: str, role: str, col: str) -> pl.Expr
         raise _mistyped(col, role, dtype, schema, "integers or strings")
     if role == "event":
         if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
-            return e.cast(pl.String).replace(_EVENTS.get(fmt, {}))
+            text = e.cast(pl.String)
+            return _mapped(text, {k: pl.lit(v) for k, v in _EVENTS.get(fmt, {}).items()}, text)
         raise _mistyped(col, role, dtype, schema, "strings (behaviour names)")
     if role == "timestamp":
         unit = {"retailrocket": "ms", "taobao": "s", "movielens": "s"}.get(fmt)
@@ -182,6 +226,16 @@ def _convert(lf: pl.LazyFrame, schema, fmt: str, role: str, col: str) -> pl.Expr
             return e.cast(pl.Float64)
         raise _mistyped(col, role, dtype, schema, "numbers")
     return e.cast(pl.String)  # label
+
+
+def _mapped(e: pl.Expr, mapping: dict, default: pl.Expr) -> pl.Expr:
+    """``e`` with each key of ``mapping`` replaced by its value (an expression), else
+    ``default``. A chain of when/then, which polars streams; ``replace`` and
+    ``replace_strict`` gather the whole column first (polars 2.1: 1.6 GB at 30M rows)."""
+    out = None
+    for key, value in mapping.items():
+        out = (pl.when(e == key) if out is None else out.when(e == key)).then(value)
+    return default if out is None else out.otherwise(default)
 
 
 def _time(lf, e: pl.Expr, dtype, col: str, schema, unit: str | None) -> pl.Expr:

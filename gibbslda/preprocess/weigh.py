@@ -1,11 +1,12 @@
 """Weighted tokens per (user, word): aggregation, weights, dedupe, cap, words, k-core.
 
-:func:`_aggregate` answers, in one streaming scan of the canonical rows, how many rows
-each event has (and why any are dropped), the net tokens per user-item and the item
-labels; :func:`_capped` applies the dedupe policy and the cap; :func:`_to_words` turns
-items into words (items or categories); :func:`_index_filter_split` filters by k-core,
-indexes users and words in sorted id order (users by pseudonym when pseudonymising),
-splits and assembles a :class:`Prepared`.
+:func:`_aggregate` answers, in one streaming scan of the canonical rows per bucket of
+users (:func:`_bucket`; one bucket unless the log is big), how many rows each event has
+(and why any are dropped), the net tokens per user-item and the item labels;
+:func:`_capped` applies the dedupe policy and the cap and :func:`_to_words` turns items
+into words (items or categories), bucket by bucket; :func:`_index_filter_split` filters by
+k-core, indexes users and words in sorted id order (users by pseudonym when
+pseudonymising), splits and assembles a :class:`Prepared`.
 """
 from __future__ import annotations
 
@@ -13,31 +14,70 @@ import numpy as np
 import polars as pl
 
 from gibbslda.preprocess.folder import Prepared
-from gibbslda.preprocess.readers import _collect
+from gibbslda.preprocess.readers import _collect, _mapped
 from gibbslda.preprocess.splits import _iso, _split
 from gibbslda.privacy import pseudonymize
 
 
-def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, cats):
-    """One streaming scan of the source answers three queries: rows counted per event
-    (with why any are dropped), tokens per user-item, and item labels when asked for.
+def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, cats,
+               n_buckets: int = 1):
+    """Rows counted per event (with why any are dropped), words per user (capped) and item
+    labels, from one streaming scan of the source per bucket of users.
 
-    Returns the pairs (user, item[, category], count[, first]), each item's label (or
-    None) and the summary so far. Words that are items are labelled by their most
-    frequent label, else by their category (the most frequent one, or from the category
-    table ``cats``), so a log with categories and no labels names items by category.
+    With ``n_buckets`` > 1 each pass reads the users whose id hashes to its bucket, so
+    polars's group-by tables hold one bucket's pairs at a time (about 100 bytes a pair);
+    a bucket's pairs are capped and turned into words before the next pass, and the
+    buckets' answers are summed: the same result as one pass, whose pair order is not
+    kept anyway (:func:`_codes` sorts). Returns the pairs (user, word, count[, first]),
+    each item's label (or None) and the summary so far. Words that are items are labelled
+    by their most frequent label, else by their category (the most frequent one, or from
+    the category table ``cats``), so a log with categories and no labels names items by
+    category.
     """
     keys = ["user", "item"] + (["category"] if opts["word"] == "category" and cats is None
                                else [])
-    queries = {}
-    if opts["dedupe"] == "exact":
-        queries["n_read"] = lf.select(pl.len())
-        lf = lf.unique()
     reasons = [(f"null_{c}", pl.col(c).is_null()) for c in keys + ["event", "timestamp",
                                                                  "quantity"] if c in has]
     if opts["min_rating"] is not None:
         reasons.append(("below_min_rating",
                         ~(pl.col("rating") >= opts["min_rating"]).fill_null(False)))
+    names = [name for name, _ in reasons]
+    found = {"acc": [], "n_read": [], "pairs": [], "labels": [], "categories": []}
+    counted: list[dict] = []
+    for b in range(n_buckets):
+        bucket = lf if n_buckets == 1 else lf.filter(pl.col("user").hash() % n_buckets == b)
+        results, tallies = _bucket(bucket, has, keys, reasons, opts, where, cats)
+        for name, frame in results.items():
+            found[name].append(frame)
+        counted.append(tallies)
+    acc = _sum_acc(found["acc"], names, "event" in has)
+    summary = _account(acc, names, has, opts, where,
+                       sum(f.item() for f in found["n_read"]) if found["n_read"] else None)
+    summary["pairs"] = {k: sum(t[k] for t in counted) for k in counted[0]}
+    schema = lf.collect_schema()
+    maps = [(pl.concat(found[query]).group_by("item", column).agg(pl.col("len").sum())
+             .drop_nulls().sort(["item", "len", column], descending=[False, True, False])
+             .group_by("item", maintain_order=True).first()
+             .select("item", pl.col(column).cast(pl.String).alias("label")))
+            for query, column in (("labels", "label"), ("categories", "category"))
+            if found[query]]  # the most frequent value per item
+    if cats is not None and opts["word"] == "item":
+        maps.append(cats.select(pl.col("key").cast(schema["item"], strict=False).alias("item"),
+                                pl.col("value").cast(pl.String).alias("label")).drop_nulls())
+    label_map = pl.concat(maps).unique("item", keep="first", maintain_order=True) if maps \
+        else None  # the first map that has an item labels it
+    pairs = pl.concat(found.pop("pairs"), rechunk=False)
+    return pairs, label_map, summary
+
+
+def _bucket(lf: pl.LazyFrame, has: set, keys: list, reasons: list, opts: dict, where: str,
+            cats) -> tuple[dict, dict]:
+    """One scan of ``lf`` (the rows of one bucket of users): its row counts, its words per
+    user (capped) and its label counts; and the tallies of its pairs for the summary."""
+    queries = {}
+    if opts["dedupe"] == "exact":
+        queries["n_read"] = lf.select(pl.len())
+        lf = lf.unique()
     bad = pl.lit(False)
     flags = []
     for name, check in reasons:  # a dropped row is counted once, under its first reason
@@ -57,28 +97,40 @@ def _aggregate(lf: pl.LazyFrame, has: set, opts: dict, where: str, cats):
     if "category" in has and opts["word"] == "item" and cats is None:
         queries["categories"] = lf.group_by("item", "category").len()
     results = dict(zip(queries, _collect(list(queries.values()), where)))
-    acc, p = results["acc"], results["pairs"]
-    summary = _account(acc, [name for name, _ in reasons], has, opts, where,
-                       results["n_read"].item() if "n_read" in results else None)
+    acc = results["acc"]
+    _check_events(acc, has, opts)
     if packed and not acc.select(
             (pl.col("_min_user").min() >= 0) & (pl.col("_max_user").max() < 2**31)
             & (pl.col("_min_item").min() >= 0) & (pl.col("_max_item").max() < 2**32)).item():
-        p = _collect([_pairs_query(lf.filter(~bad), has, keys, False, opts)], where)[0]
-    elif packed:
-        p = p.select((pl.col("_key") // 2**32).alias("user"),
-                     (pl.col("_key") % 2**32).alias("item"), pl.exclude("_key"))
-    maps = [(results[query].drop_nulls().sort(["item", "len", column],
-                                              descending=[False, True, False])
-             .group_by("item", maintain_order=True).first()
-             .select("item", pl.col(column).cast(pl.String).alias("label")))
-            for query, column in (("labels", "label"), ("categories", "category"))
-            if query in results]  # the most frequent value per item
-    if cats is not None and opts["word"] == "item":
-        maps.append(cats.select(pl.col("key").cast(schema["item"], strict=False).alias("item"),
-                                pl.col("value").cast(pl.String).alias("label")).drop_nulls())
-    label_map = pl.concat(maps).unique("item", keep="first", maintain_order=True) if maps \
-        else None  # the first map that has an item labels it
-    return _capped(p, keys, "timestamp" in has, opts, summary), label_map, summary
+        results["pairs"] = _collect([_pairs_query(lf.filter(~bad), has, keys, False, opts)],
+                                    where)[0]
+        packed = False
+    if packed:
+        key_columns = [(pl.col("_key") // 2**32).alias("user"),
+                       (pl.col("_key") % 2**32).alias("item")]
+    else:
+        key_columns = keys
+    pairs, tallies = _capped(results.pop("pairs"), key_columns, "timestamp" in has, opts)
+    results["pairs"], tallies = _to_words(pairs, cats, opts, tallies)
+    return results, tallies
+
+
+def _sum_acc(accs: list, names: list, by_event: bool) -> pl.DataFrame:
+    """The buckets' row counts summed (per event), their id ranges widened."""
+    if len(accs) == 1:
+        return accs[0]
+    acc = pl.concat(accs)
+    aggs = [pl.col(c).cast(pl.Int64).sum() for c in ["rows", *names]] + [
+        getattr(pl.col(c), c[1:4])() for c in acc.columns if c[:5] in ("_min_", "_max_")]
+    return acc.group_by("event").agg(aggs) if by_event else acc.select(aggs)
+
+
+def _check_events(acc: pl.DataFrame, has: set, opts: dict) -> None:
+    if "event" in has:
+        unknown = sorted(set(acc["event"].drop_nulls()) - set(opts["weights"]))
+        if unknown:
+            raise ValueError(f"events {unknown} have no weight: pass weights={{{unknown[0]!r}: "
+                             "<int>, ...}} (0 ignores an event)")
 
 
 def _account(acc: pl.DataFrame, names: list, has: set, opts: dict, where: str,
@@ -93,10 +145,7 @@ def _account(acc: pl.DataFrame, names: list, has: set, opts: dict, where: str,
     summary = {"source": where, "options": {k: v for k, v in opts.items() if k[0] != "_"},
                "rows": {"read": n_read, "used": used, "dropped": dropped}}
     if "event" in has:
-        unknown = sorted(set(acc["event"].drop_nulls()) - set(opts["weights"]))
-        if unknown:
-            raise ValueError(f"events {unknown} have no weight: pass weights={{{unknown[0]!r}: "
-                             "<int>, ...}} (0 ignores an event)")
+        _check_events(acc, has, opts)
         acc = acc.select("event", (pl.col("rows") - pl.sum_horizontal(names)).alias("used"))
         summary["events"] = dict(acc.filter(pl.col("used") > 0).sort("event").iter_rows())
     if used == 0:
@@ -114,9 +163,9 @@ def _pairs_query(lf: pl.LazyFrame, has: set, keys: list, packed: bool,
     plain sum/min/max kernels. Unknown events weigh null here; :func:`_account` refuses them.
     """
     w = pl.col("_w")
-    lf = lf.with_columns(_w=pl.col("event").replace_strict(
-        opts["weights"], default=None, return_dtype=pl.Int64) if "event" in has
-        else pl.lit(1, dtype=pl.Int64))
+    weights = {k: pl.lit(v, dtype=pl.Int64) for k, v in opts["weights"].items()}
+    lf = lf.with_columns(_w=_mapped(pl.col("event"), weights, pl.lit(None, dtype=pl.Int64))
+                         if "event" in has else pl.lit(1, dtype=pl.Int64))
     if opts["dedupe"] == "event":  # each (user, item, event) once: one unit of its weight
         lf = lf.group_by(*keys, "event").agg(w.first(), *(
             [pl.col("timestamp").min()] if "timestamp" in has else []))
@@ -135,32 +184,34 @@ def _pairs_query(lf: pl.LazyFrame, has: set, keys: list, packed: bool,
     return lf.with_columns(_t=tokens).group_by(by).agg(aggs)
 
 
-def _capped(p: pl.DataFrame, keys: list, timed: bool, opts: dict, summary: dict):
-    """Tokens per pair after the dedupe policy and the cap; pairs left with none dropped."""
+def _capped(p: pl.DataFrame, key_columns: list, timed: bool, opts: dict):
+    """Tokens per pair after the dedupe policy and the cap, pairs left with none dropped;
+    and the tallies of the pairs read, not positive and of the tokens the cap removed."""
     raw = pl.when(pl.col("net") > 0).then(
         pl.col("best") if opts["dedupe"] == "item" else pl.col("net")).otherwise(0)
     count = raw if opts["cap"] is None else raw.clip(upper_bound=opts["cap"])
-    summary["pairs"] = {"read": p.height, **{k: int(v) for k, v in p.select(
+    tallies = {"read": p.height, **{k: int(v) for k, v in p.select(
         (pl.col("net") <= 0).sum().alias("not_positive"),
         (raw - count).sum().alias("tokens_removed_by_cap")).row(0, named=True).items()}}
-    return p.lazy().select(*keys, count.alias("count"), *(["first"] if timed else [])
-                           ).filter(pl.col("count") > 0).collect()
+    return p.lazy().select(*key_columns, count.alias("count"), *(["first"] if timed else [])
+                           ).filter(pl.col("count") > 0).collect(), tallies
 
 
-def _to_words(p: pl.DataFrame, cats, opts: dict, summary: dict) -> pl.DataFrame:
-    """Rename items to words, or sum pairs into (user, category) words."""
+def _to_words(p: pl.DataFrame, cats, opts: dict, tallies: dict):
+    """Rename items to words, or sum pairs into (user, category) words; the tallies with
+    the pairs and tokens lost for want of a category."""
     if opts["word"] == "item":
-        return p.drop("category", strict=False).rename({"item": "word"})
+        return p.drop("category", strict=False).rename({"item": "word"}), tallies
     if cats is not None:
         cats = cats.with_columns(pl.col("key").cast(p.schema["item"], strict=False))
         p = p.drop("category", strict=False).join(
             cats.rename({"key": "item", "value": "category"}), on="item", how="left")
     lost = p.filter(pl.col("category").is_null())
-    summary["pairs"] |= {"without_category": lost.height,
-                         "tokens_without_category": int(lost["count"].sum())}
+    tallies |= {"without_category": lost.height,
+                "tokens_without_category": int(lost["count"].sum())}
     aggs = [pl.col("count").sum()] + ([pl.col("first").min()] if "first" in p.columns else [])
     return (p.filter(pl.col("category").is_not_null()).group_by("user", "category").agg(aggs)
-            .rename({"category": "word"}))
+            .rename({"category": "word"})), tallies
 
 
 def _kcore(u: np.ndarray, w: np.ndarray, n_users: int, n_words: int, min_user_items: int,
@@ -182,9 +233,10 @@ def _kcore(u: np.ndarray, w: np.ndarray, n_users: int, n_words: int, min_user_it
 
 def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
                         summary: dict) -> Prepared:
-    """k-core filter, index users and words in sorted id order, split, assemble."""
+    """k-core filter, index users and words in sorted id order, split, assemble.
+
+    ``p`` (user, word, count[, first]) is consumed (see :func:`_codes`)."""
     user_ids, word_ids, u, w, count, first = _codes(p, opts["_pseudonym_key"])
-    del p
     keep, rounds = _kcore(u, w, user_ids.len(), word_ids.len(), opts["min_user_items"],
                           opts["min_item_users"])
     kept_users = np.bincount(u[keep], minlength=user_ids.len()) > 0
@@ -199,12 +251,12 @@ def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
     user_ids = user_ids.filter(pl.Series(kept_users))
     word_ids = word_ids.filter(pl.Series(kept_words))
     if not keep.all():
-        u = (np.cumsum(kept_users) - 1)[u[keep]]
-        w = (np.cumsum(kept_words) - 1)[w[keep]]
+        u = (np.cumsum(kept_users) - 1).astype(np.int32)[u[keep]]
+        w = (np.cumsum(kept_words) - 1).astype(np.int32)[w[keep]]
         count, first = count[keep], None if first is None else first[keep]
     part, names, detail = _split(u, first, opts["_split"], opts["seed"])
     tokens = pl.DataFrame({
-        "user": u.astype(np.int32), "word": w.astype(np.int32), "count": count,
+        "user": u, "word": w, "count": count,
         "first_seen": (pl.Series(first) if first is not None else
                        pl.repeat(None, u.shape[0], dtype=pl.Int64, eager=True)
                        ).cast(pl.Datetime("us")),
@@ -231,27 +283,36 @@ def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
 
 
 def _codes(p: pl.DataFrame, key: bytes | None):
-    """Sorted user and word ids, and the pairs as arrays (user and word indices, counts,
-    first-seen microseconds or None) sorted by user, word.
+    """Sorted user and word ids, and the pairs as arrays (user and word indices int32,
+    counts int64, first-seen microseconds or None) sorted by user, word.
 
-    With a ``key`` the user ids are the users' pseudonyms, sorted: never the order of the
-    original ids, which (sequential customer numbers) would re-identify row i.
+    ``p`` is consumed: each column is dropped from it once read, so the pairs are never
+    held twice (the frame and the arrays). With a ``key`` the user ids are the users'
+    pseudonyms, sorted: never the order of the original ids, which (sequential customer
+    numbers) would re-identify row i.
     """
     users, word_ids = p["user"].unique().sort(), p["word"].unique().sort()
-    user_ids = users
+    n_words, user_ids = word_ids.len(), users
+    # one int64 key per pair, u * n_words + w, built in place; u and w are read back from
+    # it once sorted (at 58M pairs the sort's temporaries are the peak of this step)
+    pair = users.search_sorted(p.drop_in_place("user")).to_numpy().astype(np.int64)
     if key is not None:
         user_ids = pl.Series(pseudonymize(users.to_numpy(), key), dtype=pl.String)
         order = user_ids.arg_sort()
-        users, user_ids = users.gather(order), user_ids.gather(order)
-    p = (p.lazy()
-         .join(pl.LazyFrame({"user": users, "u": np.arange(users.len())}), on="user")
-         .join(pl.LazyFrame({"word": word_ids, "w": np.arange(word_ids.len())}), on="word")
-         .select("u", "w", "count", *(["first"] if "first" in p.columns else [])).collect())
+        user_ids = user_ids.gather(order)
+        rank = np.empty(users.len(), dtype=np.int64)
+        rank[order.to_numpy()] = np.arange(users.len())
+        pair = rank[pair]
+    pair *= n_words
+    pair += word_ids.search_sorted(p.drop_in_place("word")).to_numpy()
     # group_by's row order varies between runs: fix the order before any random draw
-    order = np.argsort(p["u"].to_numpy() * word_ids.len() + p["w"].to_numpy())  # distinct keys
-    u, w = p["u"].to_numpy()[order], p["w"].to_numpy()[order]
-    count = p["count"].to_numpy()[order].astype(np.int64)
-    first = p["first"].cast(pl.Int64).to_numpy()[order] if "first" in p.columns else None
+    order = pl.Series(pair).arg_sort().to_numpy()  # keys are distinct: any sort will do
+    pair = pair[order]
+    u, w = (pair // n_words).astype(np.int32), (pair % n_words).astype(np.int32)
+    del pair
+    count = p.drop_in_place("count").to_numpy().astype(np.int64, copy=False)[order]
+    first = (p.drop_in_place("first").cast(pl.Int64).to_numpy()[order]
+             if "first" in p.columns else None)
     return user_ids, word_ids, u, w, count, first
 
 

@@ -48,7 +48,7 @@ def recommend(
                              "recs.parquet, or --user ID for some users")
         frame = rec.recommend(model, user or None, n=n, exclude_seen=not include_seen)
     if explain:
-        frame = rec.explain(model, frame, name_topics(model.topic_word_, labels), theta=theta,
+        frame = rec.explain(model, frame, name_topics(model, labels), theta=theta,
                             user_ids=ids)
     titles = pl.DataFrame({"item_id": model.item_ids_.tolist(), "title": labels.tolist()})
     frame = frame.join(titles.with_columns(pl.col("item_id").cast(frame["item_id"].dtype)),

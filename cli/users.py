@@ -42,8 +42,7 @@ def users(
         if shown.size == 0:
             raise ValueError(f"no user {user!r} in this model ({ids.size:,} users, for "
                              f"example {str(ids[0])!r})")
-    frame = user_profiles(model, n=top, labels=name_topics(model.topic_word_, labels),
-                          users=shown)
+    frame = user_profiles(model, n=top, labels=name_topics(model, labels), users=shown)
     frame = frame.select(pl.col("user_id").cast(pl.String), "rank", "topic", "weight",
                          interest="label")
     show_table(frame, as_json=as_json, title=None if as_json else "User interests")

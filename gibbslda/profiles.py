@@ -23,8 +23,10 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 
+from gibbslda._kernels import scores as _kernels
 from gibbslda.recommend import _check_labels, _check_model, _lookup
-from gibbslda.topn import _check_count, top_k, top_n
+from gibbslda.scores import theta_range, theta_rows
+from gibbslda.topn import _check_count, top_k
 
 _ROWS_PER_CHUNK = 2 ** 20  # users x topics values ranked at a time
 
@@ -48,14 +50,17 @@ def user_profiles(model, *, n: int = 3, labels=None, users=None) -> pl.DataFrame
     _check_model(model)
     _check_count("n", n)
     labels = _check_labels(labels, model.n_topics)
-    theta = model.doc_topic_
-    rows = np.arange(theta.shape[0]) if users is None else _lookup(model.user_ids_, users,
-                                                                   "user")
+    rows = np.arange(model.corpus_.n_users) if users is None else \
+        _lookup((model, "user"), users, "user")
     width = min(int(n), model.n_topics)
     step = max(1, _ROWS_PER_CHUNK // model.n_topics)
     topics = np.empty((rows.size, width), dtype=np.int64)
+    weights = np.empty((rows.size, width))
     for start in range(0, rows.size, step):
-        topics[start:start + step] = top_k(theta[rows[start:start + step]], width)
+        theta = theta_rows(model.state_, rows[start:start + step])  # their own tokens
+        topics[start:start + step] = top_k(theta, width)
+        weights[start:start + step] = np.take_along_axis(theta, topics[start:start + step],
+                                                         axis=1)
     flat = topics.ravel()
     return pl.DataFrame([
         pl.Series("user_id", np.repeat(model.user_ids_[rows], width)),
@@ -63,8 +68,7 @@ def user_profiles(model, *, n: int = 3, labels=None, users=None) -> pl.DataFrame
         pl.Series("topic", flat, dtype=pl.Int32),
         pl.Series("label", [None] * flat.size if labels is None else
                   [labels[k] for k in flat], dtype=pl.String),
-        pl.Series("weight", np.take_along_axis(theta[rows], topics, axis=1).ravel(),
-                  dtype=pl.Float64),
+        pl.Series("weight", weights.ravel(), dtype=pl.Float64),
     ])
 
 
@@ -76,10 +80,10 @@ def user_topics(model, *, wide: bool = False) -> pl.DataFrame:
     polars.DataFrame: long (the default), D x K rows user_id, topic (Int32), weight
     (theta_uk), users in index order and topics in order within a user; or ``wide``, D
     rows user_id, topic_0 .. topic_{K-1}. user_id is the model's id as text (String). A
-    user's weights sum to 1.
+    user's weights sum to 1. Builds theta (8 D K bytes) for the table, without keeping it.
     """
     _check_model(model)
-    theta = model.doc_topic_
+    theta = model.doc_topic()
     ids = pl.Series("user_id", model.user_ids_).cast(pl.String)
     if wide:
         frame = pl.DataFrame(theta, schema=[f"topic_{k}" for k in range(theta.shape[1])])
@@ -103,28 +107,57 @@ def topic_summary(model, *, labels=None, n_items: int = 5) -> pl.DataFrame:
     _check_model(model)
     _check_count("n_items", n_items)
     labels = _check_labels(labels, model.n_topics)
-    theta = model.doc_topic_
-    n_topics, n_users = model.n_topics, theta.shape[0]
-    main = np.bincount(theta.argmax(axis=1), minlength=n_topics) if n_users else \
-        np.zeros(n_topics, dtype=np.int64)
+    n_topics, n_users = model.n_topics, model.corpus_.n_users
+    main, expected = _theta_totals(model)
     n_k = model.n_k_.astype(np.float64)
-    best, _ = top_n(np.eye(n_topics), model.topic_word_, n_items)
+    best = _top_items(model._tables(), n_items)
     return pl.DataFrame([
         pl.Series("topic", np.arange(n_topics), dtype=pl.Int32),
         pl.Series("label", labels or [None] * n_topics, dtype=pl.String),
         pl.Series("n_users_main", main, dtype=pl.Int64),
         pl.Series("share_users_main", main / max(n_users, 1), dtype=pl.Float64),
-        pl.Series("expected_users", theta.sum(axis=0), dtype=pl.Float64),
+        pl.Series("expected_users", expected, dtype=pl.Float64),
         pl.Series("share_tokens", n_k / max(n_k.sum(), 1.0), dtype=pl.Float64),
-        pl.Series("top_items", [model.item_ids_[row[row >= 0]].tolist() for row in best]),
+        pl.Series("top_items", [model.item_ids_[row].tolist() for row in best]),
     ])
+
+
+def _theta_totals(model) -> tuple[np.ndarray, np.ndarray]:
+    """(users whose largest theta_uk is k, ties to the lower k; sum over users of
+    theta_uk), from the users' tokens a block at a time: never D x K at once."""
+    state, n_topics = model.state_, model.n_topics
+    n_users = state.indptr.shape[0] - 1
+    main = np.zeros(n_topics, dtype=np.int64)
+    total = np.zeros(n_topics)
+    step = max(1, _ROWS_PER_CHUNK // n_topics)
+    for start in range(0, n_users, step):
+        theta = theta_range(state, start, min(start + step, n_users))
+        main += np.bincount(theta.argmax(axis=1), minlength=n_topics)
+        total += theta.sum(axis=0)
+    return main, total
+
+
+def _top_items(tables, n: int) -> np.ndarray:
+    """Each topic's ``n`` items of highest phi_kw, best first, ties to the lower item
+    (K, min(n, V)): the head of its list by count (phi_kw rises strictly with n_kw), then
+    items of no count in the topic by index."""
+    width = min(int(n), tables.n_items)
+    best = np.empty((tables.n_topics, width), dtype=np.int64)
+    for k in range(tables.n_topics):
+        a, b = tables.topic_ptr[k], tables.topic_ptr[k + 1]
+        head = tables.topic_item[a:min(b, a + width)]
+        rest = np.setdiff1d(np.arange(min(tables.n_items, width + (b - a))),
+                            tables.topic_item[a:b])[:width - head.size]
+        best[k] = np.concatenate([head, rest])
+    return best
 
 
 def demand(model, item_categories=None, *, item: str = "item_id",
            category: str = "category") -> pl.DataFrame:
     """Expected demand: sum over the training users of p(item | user), per item or category.
 
-    Computed as (sum_u theta_u) . phi, never as a users x items matrix. The demands of all
+    Computed as (sum_u theta_u) . phi from the sparse counts (the smoothing part of phi is
+    one number per topic), never as a users x items or topics x items matrix. The demands of all
     items add up to the number of users (each p(. | user) sums to 1), so ``share`` is the
     expected share of the users' next picks.
 
@@ -141,9 +174,13 @@ def demand(model, item_categories=None, *, item: str = "item_id",
     decreasing demand, ties in item index (or category) order.
     """
     _check_model(model)
-    theta = model.doc_topic_
-    n_users = theta.shape[0]
-    expected = theta.sum(axis=0) @ model.topic_word_
+    n_users = model.corpus_.n_users
+    totals = _theta_totals(model)[1]
+    t = model._tables()
+    per_entry = totals[t.item_topic] * t.item_count / t.denom[t.item_topic]
+    expected = np.bincount(np.repeat(np.arange(t.n_items), np.diff(t.item_ptr)),
+                           weights=per_entry, minlength=t.n_items)
+    expected += t.beta * (totals / t.denom).sum()
     table = pl.DataFrame([
         pl.Series("item_id", model.item_ids_),
         pl.Series("demand", expected, dtype=pl.Float64),
@@ -183,8 +220,8 @@ def topic_labels(model, item_labels, *, n: int = 3, item: str = "item_id",
     are ignored; a topic with no labelled item is "interest k".
     """
     _check_model(model)
-    return name_topics(model.topic_word_, _label_per_item(model, item_labels, item=item,
-                                                          value=label), n=n, sep=sep)
+    return name_topics(model, _label_per_item(model, item_labels, item=item, value=label),
+                       n=n, sep=sep)
 
 
 def item_names(model, item_labels=None, *, item: str = "item_id",
@@ -222,7 +259,10 @@ def name_topics(topic_word, item_texts, *, n: int = 3, sep: str = " / ") -> list
 
     Parameters
     ----------
-    topic_word : (K, V) a fitted model's ``topic_word_``.
+    topic_word : (K, V) a fitted model's ``topic_word_``, or the fitted model itself: its
+        sparse counts are read (never the K x V phi), and texts are weighed by their items'
+        summed counts plus beta each, exactly (the same order as the masses of phi, but
+        for masses that phi's rounding alone would tell apart).
     item_texts : (V,) a text (or None) per item, in the order of ``item_ids_``.
     n : texts per name.
     sep : what joins them.
@@ -232,24 +272,57 @@ def name_topics(topic_word, item_texts, *, n: int = 3, sep: str = " / ") -> list
     list of K strings.
     """
     _check_count("n", n)
-    phi = np.asarray(topic_word)
+    fitted = hasattr(topic_word, "_tables")
+    if fitted:
+        _check_model(topic_word)
+        shape = (topic_word.n_topics, topic_word.corpus_.n_items)
+    else:
+        phi = np.asarray(topic_word)
+        shape = phi.shape
     texts = np.array([None if v is None else str(v).strip() for v in item_texts],
                      dtype=object)
-    if texts.shape != (phi.shape[1],):
-        raise ValueError(f"item_texts must have one text per item ({phi.shape[1]}), got "
+    if texts.shape != (shape[1],):
+        raise ValueError(f"item_texts must have one text per item ({shape[1]}), got "
                          f"{texts.shape[0]}")
     has = texts.astype(bool)  # None and "" are no text
     if not has.any():
-        return [f"interest {k}" for k in range(phi.shape[0])]
+        return [f"interest {k}" for k in range(shape[0])]
     names, first, codes = np.unique(texts[has].astype(str), return_index=True,
                                     return_inverse=True)
     by_first = np.argsort(first)  # number texts by their first item: ties to the lower one
     names, codes = names[by_first], np.argsort(by_first)[codes]
     width = min(int(n), names.size)
+    if fitted:
+        return _names_from_counts(topic_word._tables(), has, codes, names, width, sep)
     out = []
     for k in range(phi.shape[0]):
         mass = np.bincount(codes, weights=phi[k, has], minlength=names.size)
         out.append(sep.join(str(names[c]) for c in top_k(mass[None, :], width)[0]))
+    return out
+
+
+def _names_from_counts(tables, has, codes, names, width: int, sep: str) -> list[str]:
+    """:func:`name_topics` from the sparse counts: text t of m_t items weighs
+    (C_kt + m_t beta) / (n_k + V beta) in topic k, C_kt its items' summed counts, so per
+    topic the texts rank by C_kt + m_t beta; the texts of no count rank by m_t alone."""
+    code_of = np.full(tables.n_items, -1, dtype=np.int64)
+    code_of[has] = codes
+    t_ptr, t_code, t_sum = _kernels.text_sums(tables.topic_ptr, tables.topic_item,
+                                              tables.topic_count, code_of,
+                                              np.int64(names.size))
+    m = np.bincount(codes, minlength=names.size)
+    idle = np.lexsort((np.arange(names.size), -m))  # by m_t, ties to the lower text
+    out = []
+    for k in range(tables.n_topics):
+        own = t_code[t_ptr[k]:t_ptr[k + 1]]
+        extra = idle[:width + own.size]
+        extra = extra[~np.isin(extra, own)][:width]
+        cand = np.concatenate([own, extra])
+        key = np.concatenate([t_sum[t_ptr[k]:t_ptr[k + 1]] + m[own] * tables.beta,
+                              m[extra] * tables.beta])
+        by_text = np.argsort(cand)  # top_k's ties go to the lower column: the lower text
+        best = top_k(key[by_text][None, :], width)[0]
+        out.append(sep.join(str(names[c]) for c in cand[by_text][best]))
     return out
 
 

@@ -12,7 +12,8 @@ Conventions
 - Tables are polars frames in long format, one row per (user, rank); ranks start at 1.
 - Ids are the model's own (``user_ids_``, ``item_ids_``); unknown ids are a ValueError
   that says how many there are and shows one.
-The top-N engine is :func:`gibbslda.topn.top_n`.
+The top-N engine is :func:`gibbslda.topn.top_n_sparse`: it reads the model's sparse tables
+(:mod:`gibbslda.scores`), never the users x topics or topics x items matrices.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import numpy as np
 import polars as pl
 
 from gibbslda.corpus import Corpus
-from gibbslda.ranking import _pairs
-from gibbslda.topn import _as_weights, top_n
+from gibbslda.scores import phi_columns, theta_rows
+from gibbslda.topn import _as_weights, _check_count, top_n, top_n_sparse
 
 
 def recommend(model, users=None, *, n: int = 20, exclude_seen: bool = True,
@@ -35,7 +36,7 @@ def recommend(model, users=None, *, n: int = 20, exclude_seen: bool = True,
     n : items per user.
     exclude_seen : leave out the items each user has in the training corpus.
     exclude_items : item ids nobody gets (for example items no longer sold).
-    chunk_size : users scored at a time (see :func:`top_n`).
+    chunk_size : users scored per kernel call (see :func:`top_n_sparse`).
 
     Returns
     -------
@@ -44,17 +45,11 @@ def recommend(model, users=None, *, n: int = 20, exclude_seen: bool = True,
     """
     _check_model(model)
     rows = np.arange(model.corpus_.n_users) if users is None else \
-        _lookup(model.user_ids_, users, "user", hint="recommend_new folds in new users")
-    corpus = model.corpus_
-    exclude = None
-    if exclude_seen:
-        r, w = _pairs(corpus.indptr, corpus.words, rows)
-        indptr = np.zeros(rows.size + 1, dtype=np.int64)
-        np.cumsum(np.bincount(r, minlength=rows.size), out=indptr[1:])
-        exclude = (indptr, w)
-    banned = None if exclude_items is None else _lookup(model.item_ids_, exclude_items, "item")
-    items, scores = top_n(model.doc_topic_[rows], model.topic_word_, n, exclude=exclude,
-                          chunk_size=chunk_size, exclude_items=banned)
+        _lookup((model, "user"), users, "user", hint="recommend_new folds in new users")
+    banned = None if exclude_items is None else _lookup((model, "item"), exclude_items, "item")
+    items, scores = top_n_sparse(model._tables(), n, users=(model.state_, rows),
+                                 exclude_seen=exclude_seen, exclude_items=banned,
+                                 chunk_size=chunk_size)
     return _long_frame(model.user_ids_[rows], "user_id", model.item_ids_, items, scores,
                        "item_id", "score")
 
@@ -92,10 +87,10 @@ def recommend_new(model, histories, *, n: int = 20, user_ids=None,
         corpus = Corpus.from_lists([list(h) for h in histories], user_ids=user_ids,
                                    vocabulary=model.item_ids_, drop_empty=False)
     theta = model.transform(corpus)
-    banned = None if exclude_items is None else _lookup(model.item_ids_, exclude_items, "item")
-    items, scores = top_n(theta, model.topic_word_, n, chunk_size=chunk_size,
-                          exclude=(corpus.indptr, corpus.words) if exclude_seen else None,
-                          exclude_items=banned)
+    banned = None if exclude_items is None else _lookup((model, "item"), exclude_items, "item")
+    items, scores = top_n_sparse(model._tables(), n, theta=theta, chunk_size=chunk_size,
+                                 exclude=(corpus.indptr, corpus.words) if exclude_seen
+                                 else None, exclude_items=banned)
     return _long_frame(corpus.user_ids, "user_id", model.item_ids_, items, scores,
                        "item_id", "score")
 
@@ -103,10 +98,26 @@ def recommend_new(model, histories, *, n: int = 20, user_ids=None,
 def item_topics(model) -> np.ndarray:
     """p(topic | item) (K x V): phi_k,item n_k normalised over the topics (Bayes, with the
     topics' token counts as the prior); an item of no token gets
-    n_k / (n_k + V beta), normalised, from the smoothing alone."""
+    n_k / (n_k + V beta), normalised, from the smoothing alone. Built now (8 K V bytes),
+    from the sparse counts; :func:`similar_items` reads it a block of items at a time."""
     _check_model(model)
-    joint = model.topic_word_ * model.n_k_[:, None].astype(np.float64)
-    return joint / joint.sum(axis=0, keepdims=True)
+    return _item_profiles(model._tables(), model.n_k_, np.arange(model.corpus_.n_items))
+
+
+def _item_profiles(tables, n_k, items) -> np.ndarray:
+    """The columns ``items`` of :func:`item_topics`, (K, len(items)); each column's values
+    do not depend on the other columns (sums over the topics in topic order)."""
+    joint = phi_columns(tables, items)  # topic-minor, as topic_word_
+    joint *= n_k[:, None].astype(np.float64)
+    joint /= _topic_sum(joint)
+    return joint
+
+
+def _topic_sum(block: np.ndarray) -> np.ndarray:
+    """Column sums of a (K, m) block, each one numpy's pairwise sum of its K values in
+    topic order, whatever m and the layout: as the sums over axis 0 of ``topic_word_``
+    (topic-minor in memory) always were."""
+    return np.ascontiguousarray(block.T).sum(axis=1)
 
 
 def similar_items(model, item_ids, *, n: int = 10, metric: str = "hellinger",
@@ -118,22 +129,43 @@ def similar_items(model, item_ids, *, n: int = 10, metric: str = "hellinger",
     "cosine": cosine similarity of the p(topic | item) vectors. Both are symmetric.
 
     Returns columns item_id, rank, similar_item_id, similarity; the item itself is left
-    out; ties by lower item index.
+    out; ties by lower item index. Every item is scored (O(K V) a query item), a block of
+    ``ITEMS_PER_BLOCK`` items at a time: never the K x V profiles.
     """
     _check_model(model)
     if metric not in ("hellinger", "cosine"):
         raise ValueError(f"metric must be 'hellinger' or 'cosine', got {metric!r}")
-    query = _lookup(model.item_ids_, item_ids, "item")
-    profile = item_topics(model)
-    if metric == "hellinger":
-        unit = np.sqrt(profile)
-    else:
-        unit = profile / np.linalg.norm(profile, axis=0, keepdims=True)
-    self_pairs = (np.arange(query.size + 1, dtype=np.int64), query)
-    items, scores = top_n(unit[:, query].T, unit, n, exclude=self_pairs,
-                          chunk_size=chunk_size)
+    query = _lookup((model, "item"), item_ids, "item")
+    tables, n_k, n_items = model._tables(), model.n_k_, model.corpus_.n_items
+
+    def unit(items):
+        profile = _item_profiles(tables, n_k, items)
+        if metric == "hellinger":
+            return np.sqrt(profile)
+        return profile / np.sqrt(_topic_sum(profile * profile))
+
+    _check_count("n", n)
+    asked = np.ascontiguousarray(unit(query).T)
+    width = min(int(n), n_items)
+    items = np.full((query.size, 0), -1, dtype=np.int64)
+    scores = np.full((query.size, 0), -np.inf)
+    step = max(1, ITEMS_PER_BLOCK // model.n_topics)
+    for start in range(0, n_items, step):
+        stop = min(start + step, n_items)
+        inside = (query >= start) & (query < stop)
+        own = (np.concatenate([[0], np.cumsum(inside)]), query[inside] - start)
+        got, values = top_n(asked, unit(np.arange(start, stop)), width, exclude=own,
+                            chunk_size=chunk_size)
+        items = np.concatenate([items, np.where(got >= 0, got + start, -1)], axis=1)
+        scores = np.concatenate([scores, values], axis=1)
+        keep = np.lexsort((np.where(items >= 0, items, n_items), -scores), axis=-1)
+        items = np.take_along_axis(items, keep, axis=1)[:, :width]
+        scores = np.take_along_axis(scores, keep, axis=1)[:, :width]
     return _long_frame(model.item_ids_[query], "item_id", model.item_ids_, items,
                        np.minimum(scores, 1.0), "similar_item_id", "similarity")
+
+
+ITEMS_PER_BLOCK = 2 ** 20  # topic x item values of the profiles built at a time (8 MB)
 
 
 def explain(model, recommendations: pl.DataFrame, labels=None, *, theta=None,
@@ -156,27 +188,30 @@ def explain(model, recommendations: pl.DataFrame, labels=None, *, theta=None,
             raise ValueError(f"recommendations needs a {column!r} column, got "
                              f"{recommendations.columns}")
     if theta is None:
-        theta, known = model.doc_topic_, model.user_ids_
+        known = model.user_ids_
     else:
         theta = _as_weights(theta, "theta", ndim=2)
         known = np.asarray(user_ids) if user_ids is not None else np.arange(theta.shape[0])
         if known.shape[0] != theta.shape[0] or theta.shape[1] != model.n_topics:
             raise ValueError(f"theta must have shape ({known.shape[0]}, {model.n_topics}) "
                              f"(one row per user id, K columns), got {theta.shape}")
-    d = _lookup(known, recommendations.get_column("user_id"), "user")
-    w = _lookup(model.item_ids_, recommendations.get_column("item_id"), "item")
-    phi_t = np.ascontiguousarray(model.topic_word_.T)
+    d = _lookup((model, "user") if theta is None else known,
+                recommendations.get_column("user_id"), "user")
+    w = _lookup((model, "item"), recommendations.get_column("item_id"), "item")
+    tables = model._tables()
     topic = np.empty(d.size, dtype=np.int64)
-    part = np.empty(d.size)
+    part, share = np.empty(d.size), np.empty(d.size)
     step = max(1, 2 ** 20 // model.n_topics)  # rows x K products at a time
     for start in range(0, d.size, step):
-        block = theta[d[start:start + step]] * phi_t[w[start:start + step]]
+        rows = d[start:start + step]
+        mix = theta[rows] if theta is not None else theta_rows(model.state_, rows)
+        block = mix * phi_columns(tables, w[start:start + step]).T
         best = block.argmax(axis=1)
         topic[start:start + step] = best
         total = block.sum(axis=1)
         part[start:start + step] = np.divide(block[np.arange(best.size), best], total,
                                              out=np.zeros(best.size), where=total > 0)
-    share = theta[d, topic]
+        share[start:start + step] = mix[np.arange(best.size), best]
     label = None if labels is None else [labels[k] for k in topic]
     text = [f"interest {k}" + ("" if label is None else f": {label[i]}") +
             f", {share[i]:.0%} of this user" for i, k in enumerate(topic)]
@@ -203,11 +238,18 @@ def _long_frame(owners, owner_name, item_ids, items, scores, item_name, score_na
     ])
 
 
-def _lookup(ids: np.ndarray, query, what: str, hint: str | None = None) -> np.ndarray:
-    """Indices (int64) of ``query`` ids in ``ids``; ValueError naming the unknown ones."""
+def _lookup(ids, query, what: str, hint: str | None = None) -> np.ndarray:
+    """Indices (int64) of ``query`` ids in ``ids`` (an id array, or a fitted model's
+    "user" / "item" ids when ``ids`` is the model: its sorted index is kept, so a lookup
+    costs O(len(query) log len(ids))); ValueError naming the unknown ones."""
     if isinstance(query, (str, bytes)) or np.ndim(query) == 0:
         query = [query]
-    keys = pl.Series("key", ids)
+    if isinstance(ids, tuple):
+        model, which = ids
+        keys, order = model._per_state(f"{which}_index", lambda s: _sorted_ids(
+            model.user_ids_ if which == "user" else model.item_ids_))
+    else:
+        keys, order = _sorted_ids(ids)
     if isinstance(query, pl.Series):
         asked = query.alias("key")
     else:
@@ -215,17 +257,27 @@ def _lookup(ids: np.ndarray, query, what: str, hint: str | None = None) -> np.nd
                           else list(query), strict=False)
     asked = asked.cast(keys.dtype, strict=False) if asked.len() else \
         pl.Series("key", [], dtype=keys.dtype)
-    index = pl.DataFrame({"key": keys, "index": np.arange(keys.len(), dtype=np.int64)})
-    found = asked.to_frame().join(index, on="key", how="left",
-                                  maintain_order="left").get_column("index")
-    if found.null_count():
+    found = np.zeros(asked.len(), dtype=bool)
+    at = np.zeros(asked.len(), dtype=np.int64)
+    if asked.len() and keys.len():
+        at = np.minimum(keys.search_sorted(asked, side="left").to_numpy().astype(np.int64),
+                        keys.len() - 1)
+        found = (keys.gather(at) == asked).fill_null(False).to_numpy()
+    if not found.all():
         asked_raw = query if isinstance(query, pl.Series) else pl.Series(
             "raw", np.asarray(query) if isinstance(query, np.ndarray) else list(query),
             strict=False)
-        missing = asked_raw.filter(found.is_null()).unique(maintain_order=True)
+        missing = asked_raw.filter(pl.Series(~found)).unique(maintain_order=True)
         raise ValueError(f"{missing.len()} {what} ids are not in the model, for example "
                          f"{missing[0]!r}" + (f"; {hint}" if hint else ""))
-    return found.to_numpy().astype(np.int64)
+    return order[at]
+
+
+def _sorted_ids(ids) -> tuple[pl.Series, np.ndarray]:
+    """(the ids sorted, as a polars Series; their indices in that order), for lookups."""
+    keys = pl.Series("key", ids)
+    order = keys.arg_sort()
+    return keys.gather(order), order.to_numpy().astype(np.int64)
 
 
 def _check_model(model) -> None:

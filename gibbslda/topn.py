@@ -4,6 +4,8 @@
   users' interests, topics' top items and labels, the report and the CLI tables).
 - :func:`top_n`: the top N items per user by p(item | user) = theta . phi, exactly, in
   bounded memory (never the users x items score matrix).
+- :func:`top_n_sparse`: the same for a fitted model's users from its sparse tables
+  (:mod:`gibbslda.scores`), never phi: what :mod:`gibbslda.recommend` uses.
 
 Both order by score, highest first, and equal scores by the lower item (column) index, so
 a ranking is a deterministic function of the scores and every top-k list is a prefix of
@@ -22,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gibbslda import _validate
+from gibbslda._kernels import scores as _score_kernels
 
 SCORES_PER_CHUNK = 2 ** 23  # users per chunk = this // n_items: a 32 MB float32 block
 _GROUP = 64                 # items per screening group (at most)
@@ -229,6 +232,100 @@ def _error_bound(n_topics: int, unit: float) -> float:
     4 (K + 4) u covers both terms with a margin.
     """
     return 4.0 * (n_topics + 4) * unit
+
+
+# -- from the sparse tables of a model --------------------------------------------------
+USERS_PER_CALL = 256  # users per kernel call of top_n_sparse (the calls run on threads)
+
+
+def top_n_sparse(tables, n: int = 20, *, theta=None, users=None, exclude_seen=False,
+                 exclude=None, exclude_items=None, chunk_size: int | None = None,
+                 n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_n` for a fitted model from its sparse tables: the same items and scores,
+    bit for bit, without phi or any users x items block.
+
+    Parameters
+    ----------
+    tables : :class:`gibbslda.scores.Tables` of the model.
+    n : items per user (at most V are returned).
+    theta : (D, K) topic mixes of the form (c_k + alpha_k) / (n_d + sum alpha) with
+        c_k >= 0 (a fold-in's mean counts), alpha the model's; or
+    users : ``(state, rows)``: the training users ``rows`` (indices) of the chain state,
+        theta read from their own tokens as ``doc_topic_`` computes it.
+    exclude_seen : with ``users``, leave out each user's own items.
+    exclude, exclude_items : as in :func:`top_n`.
+    chunk_size : users per kernel call (default ``USERS_PER_CALL``).
+    n_threads : threads the calls run on (default: numba's thread count); never changes
+        the result.
+
+    Notes
+    -----
+    A user's score is p(w | d) = S_w / (n_d + sum alpha) + const with S_w the prior part
+    lambda * ``tables.prior`` plus, over the user's own topics only, their weights times
+    n_kw. The kernel (:func:`gibbslda._kernels.scores._top_one`) reads the items by
+    decreasing prior and each own topic's items by decreasing count down to a depth that
+    doubles until n items beat every unread one by a margin of 4 (2K + 16) 2^-53
+    (relative: first-order rounding bounds of the screening and of the exact scores,
+    doubled and doubled again); those within the margin of the n-th best are scored
+    exactly as :func:`top_n` scores them. Work per user: O((|own topics| + 1) x depth x
+    row length + K x candidates), not O(K V).
+    """
+    import numba
+
+    if (theta is None) == (users is None):
+        raise TypeError("top_n_sparse takes theta or users, one of them")
+    _check_count("n", n)
+    n_items, n_topics = tables.n_items, tables.n_topics
+    if theta is not None:
+        theta = _as_weights(theta, "theta", ndim=2)
+        if theta.shape[1] != n_topics:
+            raise ValueError(f"theta has {theta.shape[1]} topics (columns), the model "
+                             f"{n_topics}")
+        n_users = theta.shape[0]
+    else:
+        state, rows = users
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        n_users = rows.shape[0]
+        tokens = (state.indptr, state.words, state.z, np.float64(state.alpha.sum()))
+    exclude = _check_exclude(exclude, n_users, n_items)
+    banned = np.zeros(n_items, dtype=np.bool_)
+    if exclude_items is not None:
+        banned[_check_items(exclude_items, n_items)] = True
+    step = USERS_PER_CALL if chunk_size is None else _chunk_size(chunk_size, 1)
+    width = min(int(n), n_items)
+    items = np.full((n_users, width), -1, dtype=np.int64)
+    scores = np.full((n_users, width), -np.inf)
+    if n_users == 0 or width == 0:
+        return items, scores
+    model = tables.kernel_args()
+    gamma = 4.0 * (2 * n_topics + 16) * 2.0 ** -53
+    ex_ptr, ex_items = exclude if exclude is not None else (
+        np.zeros(n_users + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    def run(start: int) -> None:
+        stop = min(start + step, n_users)
+        a, b = ex_ptr[start], ex_ptr[stop]
+        ex = (ex_ptr[start:stop + 1] - a, ex_items[a:b], banned)
+        if theta is not None:
+            _score_kernels.top_n_theta(theta[start:stop], model, ex, np.int64(width), gamma,
+                                       items[start:stop], scores[start:stop])
+        else:
+            _score_kernels.top_n_rows(tokens, rows[start:stop], (bool(exclude_seen), *ex),
+                                      model, np.int64(width), gamma, items[start:stop],
+                                      scores[start:stop])
+
+    starts = range(0, n_users, step)
+    threads = numba.get_num_threads() if n_threads is None else int(n_threads)
+    if threads <= 1 or len(starts) == 1:
+        for start in starts:
+            run(start)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
+            for done in [pool.submit(run, start) for start in starts]:
+                done.result()
+    return items, scores
 
 
 # -- the model API ----------------------------------------------------------------------

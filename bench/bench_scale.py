@@ -1,4 +1,5 @@
-"""Memory and speed at scale on one machine: a 20M-token log, K = 1000, sampler "sparse".
+"""Memory and speed at scale on one machine: a 20M-token log, K = 1000, sampler "sparse";
+and the share of training time that held-out evaluation takes at K = 1000.
 
     PYTHONPATH=. .venv/bin/python -m pytest bench/bench_scale.py --benchmark-only \
         -p no:cacheprovider --benchmark-json=scale.json
@@ -14,6 +15,18 @@ Figures in ``extra_info``: peak and baseline RSS, bytes per token of the chain's
 (items, topics, the packed item x topic rows, offsets) and of the peak above the baseline,
 seconds of initialisation and of each sweep, tokens/s. ``topic_word_`` (a dense K x V
 float64: 1.6 GB here) is not computed; nothing in training needs it.
+
+``test_build_peak``: the same log as a users x items count matrix (CSR: int64 offsets,
+int32 columns, int64 counts, as scipy.sparse holds it), through ``Corpus.from_csr`` and
+then ``sampler.init_state`` for each sampler, in a fresh subprocess each; the peak
+resident set above what the process held before the call (VmHWM, reset through
+/proc/self/clear_refs) per token, and the bytes a token the state keeps.
+
+``test_heldout_share_k1000``: a 200-sweep training at K = 1000 (``LDA`` defaults:
+``eval_every=10``, ``heldout_users=1000``; the sampler "auto" picks, "warp" here, and
+"sparse") on 1.34M tokens with 3,000 held-out users; the seconds spent evaluating
+(log-likelihood and held-out likelihood, at sweeps 0, 10, ..., 200) against the seconds
+of the sweeps.
 """
 from __future__ import annotations
 
@@ -146,3 +159,122 @@ def test_scale_sparse_k1000(benchmark, log_folder, n_shards):
         "tokens_per_s_mean": out["n_tokens"] * len(rates) / sum(
             out["n_tokens"] / r for r in rates)})
     assert out["n_tokens"] >= 20_000_000 and out["peak_rss_gib"] < 24
+
+
+@pytest.fixture(scope="module")
+def csr_folder(log_folder):
+    """The log as CSR counts: each user's distinct items (ascending) and their counts."""
+    indptr = np.load(log_folder / "indptr.npy")
+    words = np.load(log_folder / "words.npy")
+    n = words.shape[0]
+    new = np.ones(n, dtype=bool)
+    new[1:] = words[1:] != words[:-1]
+    new[indptr[:-1][indptr[:-1] < n]] = True  # a user's first token starts a run
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, n))
+    rows = np.searchsorted(indptr, starts, side="right") - 1
+    csr_ptr = np.zeros(indptr.shape[0], dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=indptr.shape[0] - 1), out=csr_ptr[1:])
+    np.save(log_folder / "csr_indptr.npy", csr_ptr)
+    np.save(log_folder / "csr_indices.npy", words[starts].astype(np.int32))
+    np.save(log_folder / "csr_data.npy", counts.astype(np.int64))
+    return log_folder
+
+
+def child_build(folder: str, sampler_name: str, n_topics: int) -> None:
+    """Corpus.from_csr, then init_state, in this (fresh) process: peaks above the memory
+    held before each call, as one JSON line."""
+    import time
+
+    from gibbslda import sampler
+    from gibbslda.corpus import Corpus
+
+    sampler.warm_up()
+    Corpus.from_csr([0, 2, 3], [1, 0, 1], [1, 2, 1])  # compile outside the measure
+    arrays = [np.load(Path(folder) / f"csr_{name}.npy")
+              for name in ("indptr", "indices", "data")]
+    out = {}
+
+    def measured(name, call):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM := VmRSS
+        before = proc_status("VmRSS")
+        started = time.perf_counter()
+        result = call()
+        out[name + "_seconds"] = time.perf_counter() - started
+        out[name + "_peak_bytes"] = proc_status("VmHWM") - before
+        return result
+    corpus = measured("from_csr", lambda: Corpus.from_csr(*arrays, n_items=N_ITEMS))
+    arrays.clear()  # the CSR input goes before the chain starts
+    state = measured("init_state", lambda: sampler.init_state(
+        corpus.indptr, corpus.words, n_topics, corpus.n_items, seed=0,
+        sampler=sampler_name))
+    n = corpus.n_tokens
+    kept = {"z": state.z.nbytes}
+    if state.words is not corpus.words:
+        kept["words_copy"] = state.words.nbytes
+    for key, parts in state.layout.items():
+        parts = parts if isinstance(parts, tuple) else (parts,)
+        kept[key] = sum(a.nbytes for a in parts)
+    kept["n_wk"] = state.n_wk.nbytes
+    print(json.dumps(out | {
+        "n_tokens": n, "n_users": corpus.n_users,
+        "from_csr_peak_bytes_per_token": out["from_csr_peak_bytes"] / n,
+        "init_state_peak_bytes_per_token": out["init_state_peak_bytes"] / n,
+        "state_bytes": kept, "state_bytes_per_token": sum(kept.values()) / n,
+        "corpus_words_bytes_per_token": corpus.words.nbytes / n}))
+
+
+@pytest.mark.parametrize("sampler_name,n_topics", [
+    ("sparse", N_TOPICS), ("dense", 20), ("mh", N_TOPICS), ("warp", N_TOPICS)])
+def test_build_peak(benchmark, csr_folder, sampler_name, n_topics):
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); "
+            f"from bench.bench_scale import child_build; "
+            f"child_build({str(csr_folder)!r}, {sampler_name!r}, {n_topics})")
+    out = {}
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True)
+        out.update(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(out | {"sampler": sampler_name, "n_topics": n_topics})
+    assert out["n_tokens"] >= 20_000_000
+
+
+@pytest.mark.parametrize("sampler_name", ["auto", "sparse"])
+def test_heldout_share_k1000(benchmark, sampler_name):
+    import time
+
+    from gibbslda import LDA
+    from gibbslda.evaluate import split_users
+    from gibbslda.synthetic import planted_corpus
+
+    class Timed(LDA):  # its evaluations (log-likelihood and held-out) timed
+        eval_seconds = 0.0
+
+        def _record(self, seconds):
+            started = time.perf_counter()
+            try:
+                return super()._record(seconds)
+            finally:
+                self.eval_seconds += time.perf_counter() - started
+
+    corpus = planted_corpus(30_000, 20_000, 100, mean_length=50, zipf=1.1, overlap=0.2,
+                            seed=1).corpus
+    split = split_users(corpus, test_fraction=0.1, seed=0)
+    out = {}
+
+    def run():
+        model = Timed(1000, random_state=0, sampler=sampler_name)
+        started = time.perf_counter()
+        model.fit(split.train, heldout=(split.observed, split.hidden))
+        out.update(fit_seconds=time.perf_counter() - started, sweep_seconds=model.seconds_,
+                   eval_seconds=model.eval_seconds, n_evaluations=int(model.loglik_.size),
+                   sampler=model.state_.sampler, heldout=model.loglik_["heldout"].tolist())
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(out | {
+        "n_tokens": split.train.n_tokens, "heldout_users_given": split.observed.n_users,
+        "eval_share_of_sweeps": out["eval_seconds"] / out["sweep_seconds"]})

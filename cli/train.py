@@ -54,6 +54,18 @@ def train(
         min=0, help="With 'auto' priors: sweeps before they are first learned.")] = 50,
     checkpoint_every: Annotated[int, typer.Option(
         min=1, help="Write the model folder every this many sweeps (and at the end).")] = 20,
+    eval_every: Annotated[Optional[int], typer.Option(
+        min=1, help="Log-likelihood (and held-out likelihood) every this many sweeps, "
+                    "and at the first and last (default 10; with --resume, the saved "
+                    "setting).")] = None,
+    heldout: Annotated[bool, typer.Option(
+        "--heldout/--no-heldout",
+        help="Score the prepared folder's held-out users at each evaluation (when it has "
+             "them); --no-heldout skips it.")] = True,
+    heldout_users: Annotated[Optional[int], typer.Option(
+        min=1, help="Held-out users scored at each evaluation: a seeded subsample of this "
+                    "many (default 1000; with --resume, the saved setting). More users, "
+                    "a steadier figure and a slower evaluation.")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue the model in --output bit-exactly where it stopped, with its "
              "settings (-k, --sampler, --shards, --seed and the priors given again must "
@@ -71,6 +83,10 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
     """Fit LDA to users x items and write the model folder, with progress on stderr.
+
+    Every --eval-every sweeps the log-likelihood is computed and, when the prepared folder
+    holds held-out users (`prepare --split heldout`), the held-out likelihood of a seeded
+    subsample of them (--heldout-users, default 1000; --no-heldout skips it).
 
     Ctrl-C stops after the current sweep (with --dask, round), writes a checkpoint and
     says how to resume (exit 130); a second Ctrl-C stops at once, leaving the last
@@ -112,6 +128,10 @@ def train(
             model.n_jobs = threads
             if iterations is not None:
                 model.n_iter = iterations
+            for name, value in (("eval_every", eval_every),
+                                ("heldout_users", heldout_users)):
+                if value is not None:
+                    setattr(model, name, value)
         else:
             if data is None:
                 raise ValueError("give a prepared folder or an event file to train on (or "
@@ -120,13 +140,18 @@ def train(
                         n_iter=200 if iterations is None else iterations,
                         random_state=chosen["--seed"], sampler=chosen["--sampler"],
                         n_shards=chosen["--shards"], n_jobs=threads,
-                        optimize_burn_in=optimize_burn_in)
+                        optimize_burn_in=optimize_burn_in,
+                        **{name: value for name, value in (
+                            ("eval_every", eval_every), ("heldout_users", heldout_users))
+                           if value is not None})
         if threads is not None and threads > 1 and model.n_shards == 1:
             fix = (f"{output} was trained with one, and shards are fixed when a training "
                    "starts" if resume else
                    f"add --shards {threads} (or more) to sample in parallel")
             typer.echo(f"gibbslda: --threads {threads} has no effect with one shard: {fix}; "
                        "shards change the model, threads never do", err=True)
+        if data is not None and not heldout:
+            data = data | {"heldout": None}
         _train_here(model, data, output, resume, checkpoint_every, stopped, err, show)
     if stopped():
         typer.echo(f"gibbslda: interrupted after sweep {model.n_iter_} of {model.n_iter}; "

@@ -14,6 +14,7 @@ import pandas as pd
 import polars as pl
 
 from gibbslda import _validate
+from gibbslda._kernels import layout as _layout_kernels
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ class Corpus:
         Pass the triplet, or one object with ``.indptr``, ``.indices`` and ``.data`` (a
         scipy.sparse CSR matrix or array works). ``data`` holds non-negative integer
         counts (default 1 each). User ids are row numbers, item ids column numbers.
+
+        Built by counting, in O(nnz + tokens): besides the corpus's own arrays (4 bytes a
+        token and 8 a user) it holds an int64 copy of ``data`` only when ``data`` is not
+        int64 already (8 bytes per entry); rows whose columns are out of order are sorted
+        one row at a time.
         """
         if indices is None and hasattr(indptr, "indices"):
             matrix = indptr
@@ -123,15 +129,12 @@ class Corpus:
         indptr, indices = _validate.as_csr(indptr, indices, n_items=n_items,
                                            bound=f"n_items = {n_items}")
         n_cols = int(indices.max()) + 1 if indices.size else 0
-        data = np.ones(indices.size, dtype=np.int64) if data is None else np.asarray(data)
-        if data.shape != indices.shape:
-            raise ValueError(f"data must hold one count per index (len(indices) = "
-                             f"{indices.size}), got shape {data.shape}")
-        rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
-        frame = pl.DataFrame({"user": rows, "item": indices.astype(np.int64),
-                              "weight": _check_weights(pl.Series("data", data), "data")})
+        data = _counts(indices.size, data)
         vocabulary = np.arange(n_items if n_items is not None else n_cols, dtype=np.int64)
-        return _build(frame, vocabulary, drop_empty, users=np.arange(indptr.size - 1))
+        corpus = _from_rows(indptr, indices, data, n_users=indptr.size - 1,
+                            drop_empty=drop_empty, n_input=None)
+        return Corpus(corpus.indptr, corpus.words, corpus.user_ids, vocabulary,
+                      corpus.n_dropped_users, 0)
 
     @classmethod
     def from_lists(cls, users_items, *, user_ids=None, vocabulary=None,
@@ -168,7 +171,11 @@ class Corpus:
 def as_corpus(x, *, vocabulary=None, drop_empty: bool = True) -> Corpus:
     """Accept a Corpus, a CSR-like object or one list of item ids per user."""
     if isinstance(x, Corpus):
-        return x if vocabulary is None else x.with_vocabulary(vocabulary)
+        if vocabulary is None:
+            return x
+        if _same_ids(x.item_ids, vocabulary):  # already indexed by it: no join
+            return Corpus(x.indptr, x.words, x.user_ids, x.item_ids)
+        return x.with_vocabulary(vocabulary)
     if hasattr(x, "indptr") and hasattr(x, "indices"):
         corpus = Corpus.from_csr(x, drop_empty=drop_empty)
         return corpus if vocabulary is None else corpus.with_vocabulary(vocabulary)
@@ -179,6 +186,14 @@ def as_corpus(x, *, vocabulary=None, drop_empty: bool = True) -> Corpus:
         return Corpus.from_lists(x, vocabulary=vocabulary, drop_empty=drop_empty)
     raise TypeError(f"expected a Corpus, a CSR matrix or a list of item lists, "
                     f"got {type(x).__name__}")
+
+
+def _same_ids(a, b) -> bool:
+    """Whether two id arrays are the same ids in the same order."""
+    if a is b:
+        return True
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
 
 
 def _as_polars(df) -> pl.DataFrame:
@@ -246,26 +261,75 @@ def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Cor
     except pl.exceptions.PolarsError:
         item_map = pl.DataFrame({"item": [], "w": []}, schema={"item": frame.schema["item"],
                                                               "w": pl.Int32})
-    pairs = (frame.join(user_map, on="user").join(item_map, on="item")
-             .group_by("d", "w").agg(pl.col("weight").sum())
-             .filter(pl.col("weight") > 0).sort("d", "w"))
+    pairs = frame.join(user_map, on="user").join(item_map, on="item")
     d = pairs.get_column("d").to_numpy()
-    w = pairs.get_column("w").to_numpy().astype(np.int32)
+    w = pairs.get_column("w").to_numpy()
     weight = pairs.get_column("weight").to_numpy()
-    lengths = np.bincount(d, weights=weight, minlength=len(users)).astype(np.int64)
-    words = np.repeat(w, weight)
-    keep = lengths > 0 if drop_empty else np.ones(len(users), dtype=bool)
-    indptr = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
-    np.cumsum(lengths[keep], out=indptr[1:])
-    corpus = Corpus(indptr=indptr, words=np.ascontiguousarray(words, dtype=np.int32),
-                    user_ids=np.asarray(users)[keep], item_ids=vocab.to_numpy(),
-                    n_dropped_users=int((~keep).sum()),
-                    n_dropped_tokens=n_input_tokens - int(words.shape[0]))
+    del pairs
+    # the rows grouped by user by a counting sort; _from_rows orders each user's items
+    indptr = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(d, minlength=len(users)), out=indptr[1:])
+    indices = np.empty(d.shape[0], dtype=np.int32)
+    counts = np.empty(d.shape[0], dtype=np.int64)
+    _layout_kernels.group_rows(np.ascontiguousarray(d, dtype=np.int64),
+                               np.ascontiguousarray(w, dtype=np.int32),
+                               np.ascontiguousarray(weight, dtype=np.int64), indptr, indices,
+                               counts)
+    del d, w, weight
+    corpus = _from_rows(indptr, indices, counts, n_users=len(users), drop_empty=drop_empty,
+                        n_input=n_input_tokens, vocabulary_given=vocabulary is not None)
+    return Corpus(corpus.indptr, corpus.words, np.asarray(users)[corpus.user_ids],
+                  vocab.to_numpy(), corpus.n_dropped_users, corpus.n_dropped_tokens)
+
+
+def _from_rows(indptr, indices, counts, *, n_users: int, drop_empty: bool, n_input,
+               vocabulary_given: bool = False) -> Corpus:
+    """Tokens from CSR counts (rows = users, columns = item indices, counts >= 0), each
+    user's in increasing item order; ``user_ids`` of the result are the kept row numbers.
+    ``n_input``: the tokens given, to count those dropped (None: none were)."""
+    lengths = _layout_kernels.row_sums(indptr, counts)
+    keep = lengths > 0 if drop_empty else np.ones(n_users, dtype=bool)
+    token_ptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(lengths, out=token_ptr[1:])
+    words = np.empty(int(token_ptr[-1]), dtype=np.int32)
+    _layout_kernels.row_tokens(indptr, indices, counts, token_ptr, words)
+    out_ptr = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+    np.cumsum(lengths[keep], out=out_ptr[1:])
+    corpus = Corpus(indptr=out_ptr, words=words, user_ids=np.flatnonzero(keep),
+                    item_ids=np.zeros(0, dtype=np.int64), n_dropped_users=int((~keep).sum()),
+                    n_dropped_tokens=0 if n_input is None else n_input - words.shape[0])
     if corpus.n_tokens == 0 and drop_empty:
         raise ValueError("the corpus is empty: no user has a token with a positive weight"
-                         + (" and a known item" if vocabulary is not None else "")
+                         + (" and a known item" if vocabulary_given else "")
                          + "; check the filters and the weight column")
     return corpus
+
+
+def _counts(n: int, data) -> np.ndarray:
+    """``from_csr``'s ``data`` as int64 repeat counts, checked as a weight column is (one
+    count per index, whole, finite, >= 0); checked in blocks, so no temporary the size of
+    ``data``."""
+    if data is None:
+        return np.ones(n, dtype=np.int64)
+    data = np.asarray(data)
+    if data.shape != (n,):
+        raise ValueError(f"data must hold one count per index (len(indices) = {n}), got "
+                         f"shape {data.shape}")
+    if data.dtype.kind == "f":
+        for start in range(0, n, _BLOCK):
+            block = data[start:start + _BLOCK]
+            if not (np.isfinite(block).all() and (block == np.round(block)).all()):
+                raise ValueError("column 'data' must hold whole repeat counts, found "
+                                 "fractional or non-finite values; round or rescale them")
+    elif data.dtype.kind not in "iu":
+        raise TypeError(f"column 'data' must be integer repeat counts, got {data.dtype}")
+    if n and data.min() < 0:
+        raise ValueError(f"column 'data' has negative weights (min {data.min()}); weights "
+                         "are repeat counts, so filter or clip them to >= 0")
+    return _validate.canonical(data, np.int64)
+
+
+_BLOCK = 1 << 20  # entries checked at once
 
 
 def _relabel_users(corpus: Corpus, user_ids: np.ndarray) -> Corpus:

@@ -83,12 +83,18 @@ def completion_log_likelihood(model, observed, hidden) -> float:
     """Mean log p(hidden token | observed part) per hidden token (document completion).
 
     theta of each held-out user comes from folding in the observed part with the topics
-    fixed (``model.transform``); each hidden token then scores log sum_k theta_k phi_k,w.
-    Hidden tokens whose item is not in the model's vocabulary are left out (with
-    :func:`split_users` the training corpus keeps the whole vocabulary, so none are: an
-    item seen only by held-out users scores its smoothed probability). Perplexity is
-    exp(-value). The arithmetic is :func:`gibbslda.heldout.score_hidden`, shared with
-    training (``fit(X, heldout=...)``) and the benchmarks.
+    fixed (``transform_iter`` Gibbs sweeps, ``transform_burn_in`` discarded, theta
+    averaged over the rest, as ``model.transform`` estimates it); each hidden token then
+    scores log sum_k theta_k phi_k,w. Hidden tokens whose item is not in the model's
+    vocabulary are left out (with :func:`split_users` the training corpus keeps the whole
+    vocabulary, so none are: an item seen only by held-out users scores its smoothed
+    probability). Perplexity is exp(-value).
+
+    The function is :func:`gibbslda.heldout.completion_from_state`, shared with training
+    (``fit(X, heldout=...)`` records it on ``heldout_users`` of the users): it reads phi
+    for the items these users hold only (never the K x V ``topic_word_``), folds in by
+    sparse buckets, O(min(K_w, K_d)) a token instead of O(K), on all threads, and is
+    deterministic for a fitted model.
     """
     return model._completion(observed, hidden)
 

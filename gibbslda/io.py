@@ -35,6 +35,10 @@ from gibbslda.corpus import Corpus
 from gibbslda.errors import ModelFileError
 
 SCHEMA_VERSION = 1
+# estimator parameters added after schema 1: written only when they differ from their
+# default, so a folder saved with the defaults still loads in a gibbslda that predates
+# them (a folder without one loads with its default)
+_LATER_PARAMS = ("heldout_users",)
 FORMAT = "gibbslda-model"
 _ARRAYS = ("indptr", "words", "z", "alpha", "rng", "loglik")
 _KIND = "a gibbslda model folder"
@@ -86,7 +90,7 @@ def save(model, path, *, extra=None) -> Path:
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
         "gibbslda_version": version("gibbslda"),
-        "params": model.get_params() | {"random_state": _jsonable(model.random_state)},
+        "params": _params(model),
         "fitted": {
             "n_topics": int(state.n_k.shape[0]),
             "n_users": int(state.indptr.shape[0] - 1),
@@ -335,3 +339,11 @@ def _jsonable(value):
     if isinstance(value, np.integer):
         return int(value)
     return None  # a Generator is not saved: the resolved seed entropy is
+
+
+def _params(model) -> dict:
+    """The estimator's parameters as model.json holds them (see ``_LATER_PARAMS``)."""
+    params = model.get_params() | {"random_state": _jsonable(model.random_state)}
+    defaults = type(model)().get_params()
+    return {name: value for name, value in params.items()
+            if name not in _LATER_PARAMS or value != defaults.get(name)}

@@ -13,8 +13,10 @@ from gibbslda._validate import check_int as _check_int, check_priors as _check_p
 from gibbslda.corpus import as_corpus
 from gibbslda.errors import ModelFileError, NotFittedError
 from gibbslda.io import HISTORY_DTYPE
+from gibbslda import _validate, scores as _scores
 
 AUTO_START = {"alpha": 0.1, "beta": 0.01}  # where learned priors start
+HELDOUT_USERS = 1000  # held-out users scored during training (LDA(heldout_users=...))
 CHECK_ENV = "GIBBSLDA_CHECK"  # "1": verify every count against z after each sweep
 
 
@@ -80,7 +82,16 @@ class LDA:
     eval_every : int, default 10
         Evaluate log p(w, z) per token every this many sweeps (and at the first and last).
     transform_iter, transform_burn_in : int, default 50, 10
-        Fold-in sweeps for :meth:`transform` and how many of them to discard.
+        Fold-in sweeps for :meth:`transform` and held-out scoring, and how many of them
+        to discard.
+    heldout_users : int or None, default 1000
+        With ``fit(X, heldout=...)``: score this many of the held-out users at each
+        evaluation (a seeded random subsample, the same at every evaluation; None: all of
+        them), so evaluation stays a small part of training. Its cost grows with the
+        users' observed tokens times ``transform_iter``; at K = 1000 on 1.3M training
+        tokens it is 6% of the sweeps' time with sampler "sparse" and 15-25% with the
+        4x faster "warp" (bench/README.md). The figure's standard error grows as
+        1 / sqrt(users scored); comparisons between evaluations share the users.
 
     References
     ----------
@@ -92,7 +103,8 @@ class LDA:
                  random_state=None, sampler: str = "auto", n_shards: int = 1,
                  n_jobs: int | None = None, mh_steps: int = 2, eval_every: int = 10,
                  transform_iter: int = 50, transform_burn_in: int = 10,
-                 optimize_every: int = 10, optimize_burn_in: int = 50):
+                 optimize_every: int = 10, optimize_burn_in: int = 50,
+                 heldout_users: int | None = HELDOUT_USERS):
         self.n_topics = n_topics
         self.alpha = alpha
         self.beta = beta
@@ -107,6 +119,7 @@ class LDA:
         self.eval_every = eval_every
         self.transform_iter = transform_iter
         self.transform_burn_in = transform_burn_in
+        self.heldout_users = heldout_users
 
     def get_params(self) -> dict:
         alpha = self.alpha
@@ -119,7 +132,8 @@ class LDA:
                 "transform_iter": self.transform_iter,
                 "transform_burn_in": self.transform_burn_in,
                 "optimize_every": self.optimize_every,
-                "optimize_burn_in": self.optimize_burn_in}
+                "optimize_burn_in": self.optimize_burn_in,
+                "heldout_users": self.heldout_users}
 
     def check_params(self) -> "LDA":
         """Check the settings as :meth:`fit` does, without fitting (nor drawing from a
@@ -141,7 +155,10 @@ class LDA:
         after that sweep, leaving a consistent model that :meth:`resume` continues.
         ``heldout=(observed, hidden)`` (the two parts of held-out users, as from
         :func:`gibbslda.evaluate.split_users`) adds the document-completion log-likelihood
-        per hidden token to ``loglik_["heldout"]`` at every evaluation (NaN without it).
+        per hidden token to ``loglik_["heldout"]`` at every evaluation (NaN without it),
+        on ``heldout_users`` of them (a subsample seeded by ``random_state``, the same at
+        every evaluation; :func:`gibbslda.evaluate.completion_log_likelihood` on the same
+        users gives the same figure).
         """
         self._validate()
         corpus = as_corpus(X)
@@ -151,6 +168,7 @@ class LDA:
         self.seed_entropy_ = _rng.resolve_entropy(self.random_state)
         self.corpus_ = corpus
         self.heldout_ = heldout
+        self._heldout = self._heldout_parts(heldout)
         self.state_ = _sampler.init_state(
             corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
             beta=self._beta,
@@ -173,7 +191,7 @@ class LDA:
         each call, so a run stopped by ``callback`` and resumed with ``resume()`` has the
         same history too; ``fit`` then ``resume(n)`` adds a point where the first call
         ended. ``heldout`` as in :meth:`fit` (default: the parts ``fit`` was given, which
-        a loaded model does not have).
+        a loaded model does not have), subsampled anew if ``heldout_users`` changed.
 
         ``n_iter``, ``n_jobs``, ``eval_every`` and the other run settings may change; the
         settings the chain was built with (``n_topics``, ``sampler``, ``n_shards``,
@@ -184,6 +202,7 @@ class LDA:
         self._check_settings()
         if heldout is not None:
             self.heldout_ = heldout
+        self._heldout = self._heldout_parts(self.__dict__.get("heldout_"))
         if n_iter is None:
             n_iter = max(self.n_iter - self.n_iter_, 0)
         _check_int("n_iter", n_iter, minimum=0)
@@ -233,8 +252,8 @@ class LDA:
             return float(self.loglik_["loglik"][-1])
         value = _sampler.log_likelihood(self.state_)
         heldout = np.nan
-        if getattr(self, "heldout_", None) is not None:
-            heldout = self._completion(*self.heldout_)
+        if getattr(self, "_heldout", None) is not None:
+            heldout = self._score_heldout(self._heldout)
         row = np.array([(self.n_iter_, seconds, value, heldout)], dtype=HISTORY_DTYPE)
         self.loglik_ = np.concatenate([self.loglik_, row])
         return value
@@ -246,12 +265,13 @@ class LDA:
         Items are matched to the training vocabulary by id; unknown items are ignored, and
         a user with no known item gets the prior mean. Deterministic for a fitted model:
         the fold-in stream is seeded from the model's seed, not from the training chain.
+        Reads phi for the items in ``X`` only (never the K x V ``topic_word_``).
         """
-        return self._fold_in(X, self.topic_word_)
+        return self._fold_in(X)
 
-    def _fold_in(self, X, topic_word) -> np.ndarray:
-        """:meth:`transform` against an already built ``topic_word_`` (callers that need
-        phi themselves build it once)."""
+    def _fold_in(self, X, topic_word=None) -> np.ndarray:
+        """:meth:`transform`, against ``topic_word`` (K x V) when a caller has built it,
+        else against the phi columns of the items in ``X`` only (the same values)."""
         self._check_fitted()
         _check_int("transform_iter", self.transform_iter, minimum=1)
         _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
@@ -260,44 +280,134 @@ class LDA:
                              f"({self.transform_iter}), got {self.transform_burn_in}")
         corpus = as_corpus(X, vocabulary=self.item_ids_, drop_empty=False)
         rng = _rng.seed_streams(self.seed_entropy_, _rng.FOLD_IN, 1)
-        return _sampler.fold_in(corpus.indptr, corpus.words, topic_word,
+        words = corpus.words
+        if topic_word is None:  # the draws do not depend on item ids: renumber the items
+            items, words = np.unique(corpus.words, return_inverse=True)
+            topic_word = _scores.phi_columns(self._tables(), items)
+        return _sampler.fold_in(corpus.indptr, words.reshape(-1), topic_word,
                                 self.state_.alpha, n_iter=self.transform_iter,
                                 burn_in=self.transform_burn_in, rng=rng)
 
     def _completion(self, observed, hidden) -> float:
-        """Document completion per hidden token (:func:`gibbslda.heldout.score_hidden`)
-        of two parts of held-out users, theta folded in as :meth:`transform` does."""
-        phi = self.topic_word_  # K x V: built once, for the fold-in and the scoring
-        theta = self._fold_in(observed, phi)
-        hidden = as_corpus(hidden, vocabulary=self.item_ids_, drop_empty=False)
-        return _heldout.score_hidden(theta, phi, hidden.indptr, hidden.words)
+        """Document completion per hidden token of two parts of held-out users (every
+        user; :func:`gibbslda.heldout.completion_from_state`)."""
+        self._check_fitted()
+        return self._score_heldout(self._heldout_parts((observed, hidden), every=True))
+
+    def _heldout_parts(self, heldout, every: bool = False):
+        """``heldout`` (observed, hidden) matched to the model's items once, as a
+        :class:`gibbslda.heldout.HeldOut` of ``heldout_users`` of its users (``every``:
+        all of them); None for None."""
+        if heldout is None:
+            return None
+        if not (isinstance(heldout, (tuple, list)) and len(heldout) == 2):
+            raise TypeError("heldout must be the pair (observed, hidden) of the held-out "
+                            "users' two parts, as split_users gives them")
+        items = self.corpus_.item_ids
+        observed, hidden = (as_corpus(part, vocabulary=items, drop_empty=False)
+                            for part in heldout)
+        users = None if every else _heldout.subsample(observed.n_users, self.heldout_users,
+                                                      self.seed_entropy_)
+        return _heldout.prepare((observed.indptr, observed.words),
+                                (hidden.indptr, hidden.words), len(items), users)
+
+    def _score_heldout(self, parts) -> float:
+        """Mean log p(hidden token | observed) of prepared held-out parts under the chain
+        as it is, theta folded in on the model's fold-in stream (``transform_iter``
+        sweeps, ``transform_burn_in`` discarded): deterministic for a given chain."""
+        _check_int("transform_iter", self.transform_iter, minimum=1)
+        _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
+        if self.transform_burn_in >= self.transform_iter:
+            raise ValueError(f"transform_burn_in must be < transform_iter "
+                             f"({self.transform_iter}), got {self.transform_burn_in}")
+        rng = _rng.seed_streams(self.seed_entropy_, _rng.FOLD_IN, 1)
+        with _threads(self.n_jobs):  # on the sweep's threads; never changes the figure
+            return _heldout.completion_from_state(
+                self.state_, parts, n_iter=self.transform_iter,
+                burn_in=self.transform_burn_in, rng=rng)
 
     # -- fitted attributes -----------------------------------------------------------
+    # topic_word_ and doc_topic_ are built on first access and kept until the chain
+    # changes (a sweep, learned priors, a new fit or load): see _per_state. Per-call paths
+    # (recommend, transform, profiles) read the sparse _tables() instead.
     @property
     def topic_word_(self) -> np.ndarray:
-        """phi (K x V): each topic's distribution over items, (n_wk + beta) / (n_k + V beta)."""
-        s = self._check_fitted()
-        v_beta = s.n_items * s.beta
-        return (s.item_topic_counts().T + s.beta) / (s.n_k[:, None] + v_beta)
+        """phi (K x V, float64): each topic's distribution over items, (n_wk + beta) /
+        (n_k + V beta).
+
+        Built on first access from the sparse counts and kept until the chain changes (the
+        same array each time: copy it before writing into it): 8 K V bytes (2 GB at
+        K = 500, V = 500k). For big models :meth:`topic_word` gives it as float32 (half
+        that) or sparse (about 12 bytes a non-zero count), built anew each call and not
+        kept."""
+        return self._per_state("topic_word", lambda s: _scores.topic_word(self._tables()))
 
     @property
     def doc_topic_(self) -> np.ndarray:
-        """theta (D x K): each training user's topic mix, (n_dk + alpha) / (n_d + sum alpha)."""
-        s = self._check_fitted()
-        lengths = np.diff(s.indptr)[:, None]
-        return (s.n_dk() + s.alpha) / (lengths + s.alpha.sum())
+        """theta (D x K, float64): each training user's topic mix, (n_dk + alpha) /
+        (n_d + sum alpha).
+
+        Built on first access and kept until the chain changes (the same array each time):
+        8 D K bytes (4 GB at D = 1M, K = 500). :meth:`doc_topic` gives some users' rows, or
+        float32, without keeping them."""
+        return self._per_state("doc_topic", _scores.doc_topic)
 
     components_ = topic_word_
 
+    def topic_word(self, *, dtype=np.float64, sparse: bool = False):
+        """phi built now (not kept): dense K x V as ``dtype`` (float32: 4 K V bytes, each
+        value ``topic_word_``'s rounded once), or with ``sparse=True`` a
+        :class:`gibbslda.scores.SparseTopicWord`: the counts part n_kw / (n_k + V beta) as
+        CSR arrays (indptr, indices, data; no scipy) plus the smoothing beta / (n_k +
+        V beta) per topic, about 12 bytes a non-zero count."""
+        tables = self._tables()
+        if sparse:
+            return _scores.sparse_topic_word(tables, dtype=dtype)
+        return _scores.topic_word(tables, dtype=dtype)
+
+    def doc_topic(self, rows=None, *, dtype=np.float64) -> np.ndarray:
+        """theta of the training users ``rows`` (indices into ``user_ids_``; None: all,
+        D x K) built now from their own tokens (not kept), as ``dtype``: bit for bit the
+        rows of ``doc_topic_`` (rounded once for float32)."""
+        state = self._check_fitted()
+        if rows is not None:
+            rows = _validate.as_ids(np.asarray(rows).reshape(-1), "rows",
+                                    upper=state.indptr.shape[0] - 1,
+                                    bound=f"n_users = {state.indptr.shape[0] - 1}",
+                                    what="user indices", dtype=np.int64)
+        return _scores.doc_topic(state, rows, dtype=dtype)
+
     @property
     def n_dk_(self) -> np.ndarray:
-        """Per-user topic counts (D x K), derived from z_ (the sampler never stores them)."""
+        """Per-user topic counts (D x K int32: 4 D K bytes, built anew on each access),
+        derived from z_ (the sampler never stores them)."""
         return self._check_fitted().n_dk()
 
     @property
     def n_wk_(self) -> np.ndarray:
-        """Item x topic counts (V x K); derived from the sparse rows for sampler "sparse"."""
+        """Item x topic counts (V x K int32: 4 V K bytes); derived for samplers "sparse" and
+        "warp" on each access. :func:`gibbslda.sampler.item_topic_csr` gives the
+        non-zero ones only."""
         return self._check_fitted().item_topic_counts()
+
+    def _tables(self) -> "_scores.Tables":
+        """The sparse item x topic counts and per-topic normalisers of the chain as it is
+        (:class:`gibbslda.scores.Tables`), built once per chain state."""
+        return self._per_state("tables", _scores.build_tables)
+
+    def _per_state(self, name: str, build):
+        """``build(state)``, kept until the chain changes: the key is the state object,
+        the sweep count, the priors and the topic totals (any sweep, prior update, fit,
+        resume or load changes one of them)."""
+        state = self._check_fitted()
+        key = (self.__dict__.get("n_iter_"), float(state.beta), state.alpha.tobytes(),
+               state.n_k.tobytes())
+        cache = self.__dict__.get("_state_cache")
+        if cache is None or cache["state"] is not state or cache["key"] != key:
+            cache = self._state_cache = {"state": state, "key": key}
+        if name not in cache:
+            cache[name] = build(state)
+        return cache[name]
 
     @property
     def n_k_(self) -> np.ndarray:
@@ -423,6 +533,8 @@ class LDA:
         _check_int("n_topics", self.n_topics, minimum=1)
         _check_int("n_iter", self.n_iter, minimum=0)
         _check_int("eval_every", self.eval_every, minimum=1)
+        if self.heldout_users is not None:
+            _check_int("heldout_users", self.heldout_users, minimum=1)
         _check_int("n_shards", self.n_shards, minimum=1)
         _check_int("mh_steps", self.mh_steps, minimum=1)
         if self.n_jobs is not None:

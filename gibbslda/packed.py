@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gibbslda._kernels import layout as _layout_kernels
+
 _ONE_KEY = 2**31  # below it, two sort keys share one int64 (a plain sort, no argsort)
 
 
@@ -29,36 +31,49 @@ def packed_counts(words, z, n_topics: int, n_items: int, dtype=None):
     ``count << topic_bits(K) | topic``, sorted largest first, in a run of capacity
     min(K, frequency of w): at most one entry per token, never V x K. Entries are int32
     while every count fits (an item with fewer than 2**(31 - topic_bits) tokens: 2.1M at
-    K = 1000), else int64 (``dtype`` forces one). Built by sorting the (item, topic)
-    pairs, O(N log N).
+    K = 1000), else int64 (``dtype`` forces one). Built by counting each item's tokens in
+    item-major order (:func:`item_major`), O(N + V + sum of row sorts); besides the rows it
+    holds 4 bytes a token.
     """
+    words = np.ascontiguousarray(words, dtype=np.int32)
+    z = np.ascontiguousarray(z, dtype=np.int32)
     bits = topic_bits(n_topics)
-    freq = np.bincount(words, minlength=n_items)
+    word_ptr, perm = item_major(words, n_items)
+    freq = np.diff(word_ptr)
     top = int(freq.max()) if freq.size else 0
     if dtype is None:
         dtype = np.int32 if top < 2 ** (31 - bits) else np.int64
     if top >= 2 ** (63 - bits):
         raise ValueError(f"an item has {top} tokens, too many to pack with {n_topics} "
                          "topics: use sampler='dense'")
-    pairs, counts = np.unique(words.astype(np.int64) * n_topics + z, return_counts=True)
-    rows = pairs // n_topics
-    values = (counts << bits) | (pairs - rows * n_topics)
-    order = np.lexsort((-values, rows))
-    rows, values = rows[order], values[order]
     wc_ptr = np.zeros(n_items + 1, dtype=np.int64)
     np.cumsum(np.minimum(freq, n_topics), out=wc_ptr[1:])
-    wc_len = np.bincount(rows, minlength=n_items).astype(np.int32)
-    within = np.arange(rows.shape[0]) - np.repeat(np.cumsum(wc_len) - wc_len, wc_len)
+    wc_len = np.zeros(n_items, dtype=np.int32)
     wc_val = np.zeros(max(int(wc_ptr[-1]), 1), dtype=dtype)
-    wc_val[wc_ptr[rows] + within] = values
+    _layout_kernels.pack_rows(word_ptr, perm, z, np.int64(n_topics), np.int64(bits),
+                              wc_ptr, wc_val, wc_len)
     return wc_ptr, wc_val, wc_len
+
+
+def item_major(words, n_items: int):
+    """The tokens in item-major order: ``(word_ptr, perm)``, item w's tokens (indexes into
+    ``words``, increasing) at ``perm[word_ptr[w]:word_ptr[w + 1]]``; ``perm`` is
+    ``np.argsort(words, kind="stable")`` built by a counting sort, int32 (int64 from 2**31
+    tokens): 4 bytes a token, no int64 sort keys."""
+    words = np.ascontiguousarray(words, dtype=np.int32)
+    freq = _layout_kernels.item_freq(words, np.int64(n_items))
+    word_ptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(freq, out=word_ptr[1:])
+    perm = np.empty(words.shape[0], dtype=np.int32 if words.shape[0] < 2**31 else np.int64)
+    _layout_kernels.item_order(words, word_ptr, perm)
+    return word_ptr, perm
 
 
 def item_counts(state):
     """``(values, shift)``: every item x topic count of ``state`` (a GibbsState) as
     ``values >> shift`` (1-D, no copy): the sparse sampler's packed rows, or the flattened
     dense matrix. The warp sampler keeps no counts per item: its are built from ``z`` as
-    packed rows (a copy, O(N log N))."""
+    packed rows (a copy, O(N + V))."""
     if state.sampler == "sparse":
         return state.layout["wc"][1], topic_bits(state.n_topics)
     if state.sampler == "warp":

@@ -42,7 +42,9 @@ import numpy as np
 
 from gibbslda import _kernels, _rng, _validate
 from gibbslda._kernels import warp as _warp
-from gibbslda.layout import build_layout, shard_layout  # noqa: F401 (shard_layout: public)
+from gibbslda._kernels import layout as _layout_kernels
+from gibbslda.layout import block_order, build_layout, shard_cells
+from gibbslda.layout import shard_layout  # noqa: F401 (public)
 from gibbslda.packed import item_counts, packed_counts, topic_bits  # noqa: F401
 
 SAMPLERS = ("dense", "sparse", "mh", "warp")
@@ -145,25 +147,45 @@ def init_state(indptr, words, n_topics: int, n_items: int | None = None, *, alph
     gives stream states directly instead and wins over ``seed``. Inputs are converted once
     to the kernels' dtypes (int64 offsets, int32 ids), so no second specialisation compiles.
     With ``n_shards > 1`` the state's ``words`` are a copy with each user's tokens ordered
-    by item block (a stable reorder; a Corpus's tokens already are ordered that way).
+    by item block (a stable reorder; a Corpus's tokens already are ordered that way, and
+    then ``words`` is the caller's array, not a copy, as with one shard).
     Every argument is checked first (ValueError or TypeError naming it): ``indptr`` CSR
     offsets over ``words``, every item in [0, n_items), priors finite and > 0.
+
+    Memory: the state holds ``z`` (int32, 4 bytes a token) beside the caller's ``words``,
+    plus per sampler the packed rows ("sparse", at most 4 bytes a token), a V x K matrix
+    ("dense", "mh"), an item-major mirror and its index ("mh", 8 bytes a token) or the
+    item-major order ("warp", 4 bytes a token); building them holds at most one more int32
+    index per token (:mod:`gibbslda.layout`).
     """
     indptr, words, n_topics, n_items, alpha, beta, n_shards, mh_steps = _checked(
         indptr, words, n_topics, n_items, alpha, beta, sampler, n_shards, mh_steps)
     rng = (_streams(seed, _rng.TRAIN, n_shards) if rng is None
            else _validate.as_streams(rng, n_streams=n_shards))
-    if n_shards > 1:
-        order = shard_layout(indptr, words, n_items, n_shards)[0]
-        words = np.ascontiguousarray(words[order])
+    words, shards = _in_block_order(indptr, words, n_items, n_shards)
     state = GibbsState(
         indptr=indptr, words=words, z=np.empty(words.shape[0], dtype=np.int32),
         n_wk=_item_matrix(sampler, n_items, n_topics),
         n_k=np.zeros(n_topics, dtype=np.int64), alpha=alpha, beta=beta, rng=rng,
         sampler=sampler, n_shards=n_shards, mh_steps=mh_steps)
     _kernels.init_topics(state.words, state.z, state.n_wk, state.n_k, state.rng[0])
-    build_layout(state)
+    build_layout(state, shards)
     return state
+
+
+def _in_block_order(indptr, words, n_items: int, n_shards: int, z=None):
+    """``(words, shards)``, or ``(words, z, shards)`` when ``z`` is given: the tokens with
+    each user's in item-block order (the same arrays when they already are, as a Corpus's
+    are, and always with one shard) and the partition ``(doc_bounds, cell_ptr)``, derived
+    once for the state's layout."""
+    doc_bounds, cell_ptr, item_block, ordered = shard_cells(indptr, words, n_items, n_shards)
+    if not ordered:
+        order = block_order(indptr, words, item_block, cell_ptr)
+        words = words[order]
+        if z is not None:
+            z = z[order]
+    shards = (doc_bounds, cell_ptr)
+    return (words, shards) if z is None else (words, z, shards)
 
 
 def restore_state(indptr, words, z, n_topics: int, n_items: int, *, alpha, beta, rng,
@@ -183,17 +205,14 @@ def restore_state(indptr, words, z, n_topics: int, n_items: int, *, alpha, beta,
         raise ValueError(f"z must hold one topic per token (len(words) = "
                          f"{words.shape[0]}), got {z.shape[0]}")
     rng = _validate.as_streams(rng, n_streams=n_shards)
-    if n_shards > 1:
-        order = shard_layout(indptr, words, n_items, n_shards)[0]
-        words, z = np.ascontiguousarray(words[order]), np.ascontiguousarray(z[order])
-    n_k = np.bincount(z, minlength=n_topics).astype(np.int64)
+    words, z, shards = _in_block_order(indptr, words, n_items, n_shards, z)
+    n_k = np.zeros(n_topics, dtype=np.int64)
     n_wk = _item_matrix(sampler, n_items, n_topics)
-    if n_wk.shape[1]:
-        n_wk = counts_from_z(indptr, words, z, n_topics, n_items)[1]
+    _layout_kernels.count_topics(words, z, n_wk, n_k)
     state = GibbsState(indptr=indptr, words=words, z=z, n_wk=n_wk, n_k=n_k, alpha=alpha,
                        beta=beta, rng=rng, sampler=sampler, n_shards=n_shards,
                        mh_steps=mh_steps)
-    build_layout(state)
+    build_layout(state, shards)
     return state
 
 
@@ -447,3 +466,28 @@ def left_to_right(indptr, words, topic_word, alpha, *, n_particles: int = 20, se
     stream = _streams(seed, _rng.LEFT_TO_RIGHT, 1) if rng is None else _validate.as_streams(rng)
     return _kernels.left_to_right(indptr, words, phi_wk, alpha, np.int64(n_particles),
                                   stream[0])
+
+
+def item_topic_csr(state: GibbsState):
+    """The non-zero item x topic counts of any sampler's state as CSR rows by item, never a
+    V x K matrix for the samplers that keep none ("sparse", "warp"): O(N + nnz).
+
+    Returns ``(indptr, topics, counts)``: int64 (V + 1,), int32 (nnz,), int32 (nnz,); item
+    w's counts are ``counts[indptr[w]:indptr[w + 1]]`` of the topics ``topics[...]``, in
+    ascending topic order. The same counts as :meth:`GibbsState.item_topic_counts`.
+    """
+    from gibbslda._kernels import scores as _score_kernels  # per-call kernels, see there
+
+    _check(state)
+    if state.sampler == "warp":
+        word_ptr, perm = state.layout["warp"][:2]
+        return _score_kernels.item_rows_from_tokens(word_ptr, perm, state.z,
+                                                    np.int64(state.n_topics))
+    if state.sampler == "sparse":
+        wc_ptr, wc_val, wc_len = state.layout["wc"]
+        return _score_kernels.item_rows_from_packed(wc_ptr, wc_val, wc_len,
+                                                    np.int64(topic_bits(state.n_topics)))
+    rows, topics = np.nonzero(state.n_wk)
+    indptr = np.zeros(state.n_items + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=state.n_items), out=indptr[1:])
+    return indptr, topics.astype(np.int32), state.n_wk[rows, topics]

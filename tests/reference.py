@@ -11,7 +11,8 @@ the same topics and counts. Nothing here is fast or clever on purpose.
 - :func:`sweep_matrix`: the exact transition matrix of one such sweep over every assignment
   of a tiny corpus (its stationary law is what a chain of that schedule samples);
 - :func:`warp_sweep_matrix`: the same for one cycle of the warp sampler's two passes;
-- :func:`log_joint`, :func:`fold_in`;
+- :func:`log_joint`, :func:`fold_in`, and :func:`completion` (held-out document
+  completion by the fold-in's sparse buckets);
 - tables from plain loops: :func:`user_topic_rows`, :func:`item_names`,
   :func:`heldout_parts`;
 - ranking (:func:`top_k`, :func:`ranking_metrics`), recommendation (:func:`top_n`) and
@@ -414,6 +415,138 @@ def fold_in(docs, phi, alpha, n_iter, burn_in, rng_state):
                     theta[t] += (counts[t] + alpha[t]) / (len(doc) + a_sum)
         thetas.append([t / (n_iter - burn_in) for t in theta])
     return thetas
+
+
+def completion(observed, hidden, n_wk, n_k, alpha, beta, n_iter, burn_in, rng_state):
+    """Reference of held-out document completion from a chain's counts
+    (``gibbslda.heldout.completion_from_state``): sum over hidden tokens of log p(w |
+    observed part), and their number.
+
+    Each user's observed tokens start from uniform topics; each sweep redraws every token
+    from (n_dk + alpha_k) phi_kw, phi_kw = (n_wk + beta) / denom_k, denom_k = n_k + V beta,
+    split into buckets. When the item's non-zero counts are fewer than the user's topics:
+    the item's, (alpha_k + n_dk) n_wk / denom_k over them
+    (topics ascending), then the user's, n_dk beta / denom_k (kept as a running mass),
+    then the smoothing, alpha_k beta / denom_k over all topics. Otherwise the user's,
+    n_dk phi_kw over the user's topics, then the item's, alpha_k n_wk / denom_k, then the
+    smoothing. The user's topics are listed in the order a list keeps them: appended when
+    their count becomes 1 and, when it drops to 0, replaced by the last. n_dk summed over
+    the sweeps after burn-in gives theta = (mean n_dk + alpha) / (n_d + sum alpha); a
+    hidden token scores log sum_k theta_k phi_kw, written as the kernel writes it. User d
+    draws from its own xoshiro256** stream: four SplitMix64 outputs from key ^ mix(d),
+    key the next output of ``rng_state``.
+    """
+    key = Xoshiro256(rng_state).next_uint64()
+    K, V = len(alpha), len(n_wk)
+    denom = [n_k[k] + V * beta for k in range(K)]
+    base = [beta / denom[k] for k in range(K)]
+    smooth, total = [], 0.0
+    for k in range(K):
+        total += alpha[k] * beta / denom[k]
+        smooth.append(total)
+
+    def row(w):  # the item's non-zero counts: topics ascending, n / denom, alpha bucket
+        topics, val, cum, q = [], [], [], 0.0
+        for k in range(K):
+            if n_wk[w][k] > 0:
+                topics.append(k)
+                val.append(n_wk[w][k] / denom[k])
+                q += alpha[k] * n_wk[w][k] / denom[k]
+                cum.append(q)
+        return topics, val, cum, q
+
+    def first_above(cum, u):
+        return min(bisect_right(cum, u), len(cum) - 1)
+
+    log_p, n_hidden = 0.0, 0
+    for d, (obs, hid) in enumerate(zip(observed, hidden)):
+        rng = Xoshiro256(_user_state(key, d))
+        counts, listed, z, mass = [0] * K, [], [], 0.0
+        for _ in obs:
+            k = min(int(rng.uniform() * K), K - 1)
+            z.append(k)
+            if counts[k] == 0:
+                listed.append(k)
+            counts[k] += 1
+            mass += base[k]
+        acc, touched = [0] * K, []
+        for it in range(n_iter if obs else 0):
+            for j, w in enumerate(obs):
+                k = z[j]
+                counts[k] -= 1
+                if counts[k] == 0:
+                    place, last = listed.index(k), listed.pop()
+                    if place < len(listed):
+                        listed[place] = last
+                mass = mass - base[k] if listed else 0.0
+                topics, val, cum, q = row(w)
+                if len(topics) < len(listed):
+                    mine, part = 0.0, []
+                    for t, v in zip(topics, val):
+                        mine += (alpha[t] + counts[t]) * v
+                        part.append(mine)
+                    u = rng.uniform() * ((mine + mass) + smooth[-1])
+                    if u < mine:
+                        k = topics[first_above(part, u)]
+                    elif u - mine < mass:
+                        k, run = listed[-1], 0.0
+                        for t in listed:
+                            run += counts[t] * base[t]
+                            if run > u - mine:
+                                k = t
+                                break
+                    else:
+                        k = first_above(smooth, (u - mine) - mass)
+                else:
+                    mine, part = 0.0, []
+                    for t in listed:
+                        mine += counts[t] * ((n_wk[w][t] + beta) / denom[t])
+                        part.append(mine)
+                    u = rng.uniform() * ((mine + q) + smooth[-1])
+                    if u < mine:
+                        k = listed[first_above(part, u)]
+                    elif u - mine < q:
+                        k = topics[first_above(cum, u - mine)]
+                    else:
+                        k = first_above(smooth, (u - mine) - q)
+                z[j] = k
+                if counts[k] == 0:
+                    listed.append(k)
+                counts[k] += 1
+                mass += base[k]
+            if it >= burn_in:
+                for t in listed:
+                    if acc[t] == 0:
+                        touched.append(t)
+                    acc[t] += counts[t]
+        kept = n_iter - burn_in if obs else 1
+        scale = 1.0 / (len(obs) + sum(alpha))
+        shared = 0.0
+        for t in touched:
+            shared += acc[t] * base[t]
+        for w in hid:
+            topics, val, _, q = row(w)
+            mine = shared
+            for t, v in zip(topics, val):
+                mine += acc[t] * v
+            log_p += math.log((mine / kept + (q + smooth[-1])) * scale)
+            n_hidden += 1
+    return log_p, n_hidden
+
+
+def _splitmix_mix(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
+def _user_state(key: int, d: int) -> list:
+    """Four SplitMix64 outputs from key ^ mix(d): a user's stream state."""
+    x, state = key ^ _splitmix_mix(d), []
+    for _ in range(4):
+        x = (x + 0x9E3779B97F4A7C15) & MASK
+        state.append(_splitmix_mix(x))
+    return state
 
 
 def user_topic_rows(theta, user_ids):

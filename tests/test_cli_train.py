@@ -499,3 +499,32 @@ def test_resume_takes_the_saved_settings_given_again(model, tmp_path):
         f"gibbslda: error: --shards 3 differs from the 1 that {out} was trained with, and "
         "--resume continues that training: drop --shards, or train a new model into "
         "another folder\n")
+
+
+def test_eval_every_heldout_users_and_no_heldout(runner, prepared, tmp_path):
+    """--eval-every and --heldout-users reach the estimator (the same history as the
+    library with those settings); --no-heldout records none; --resume takes new ones."""
+    from gibbslda.preprocess import read_prepared
+
+    common = ["-k", str(N_TOPICS), "-n", "6", "--seed", "1", "--eval-every", "3"]
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["train", str(prepared), "-o", str(out), *common,
+                                 "--heldout-users", "5"])
+    assert result.exit_code == 0, result.output
+    trained = LDA.load(out)
+    folder = read_prepared(prepared)
+    library = LDA(N_TOPICS, n_iter=6, random_state=1, eval_every=3, heldout_users=5).fit(
+        folder.corpus("train"), heldout=(folder.corpus("observed"), folder.corpus("hidden")))
+    fields = ["iteration", "loglik", "heldout"]
+    assert trained.loglik_[fields].tolist() == library.loglik_[fields].tolist()
+    assert trained.loglik_["iteration"].tolist() == [0, 3, 6]
+    assert np.isfinite(trained.loglik_["heldout"]).all() and trained.heldout_users == 5
+    result = runner.invoke(app, ["train", "-o", str(out), "--resume", "-n", "8",
+                                 "--eval-every", "2"])
+    assert result.exit_code == 0, result.output
+    assert LDA.load(out).loglik_["iteration"].tolist() == [0, 3, 6, 8]
+    bare = tmp_path / "bare"
+    result = runner.invoke(app, ["train", str(prepared), "-o", str(bare), *common,
+                                 "--no-heldout"])
+    assert result.exit_code == 0, result.output
+    assert np.isnan(LDA.load(bare).loglik_["heldout"]).all()

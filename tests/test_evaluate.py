@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gibbslda import LDA, _rng, preprocess, sampler
+from gibbslda import LDA, _rng, heldout, preprocess, sampler
 from gibbslda.evaluate import (completion_log_likelihood, heldout_parts,
                                left_to_right_log_likelihood, perplexity, split_users)
 from gibbslda.select import select_k
@@ -62,17 +62,37 @@ def test_left_to_right_per_token_and_unknown_items(planted):
         left_to_right_log_likelihood(model, [["never-seen"]])
 
 
-def test_completion_matches_slow_reference(planted):
-    """Document completion equals a plain-Python fold-in (same stream) and scoring."""
+@pytest.mark.parametrize("beta,n_iter", [(0.01, 20), (3.0, 1)])  # 3.0 after 1 sweep:
+def test_completion_matches_slow_reference(planted, beta, n_iter):  # every bucket drawn
+    """Document completion equals a plain-Python fold-in by the same sparse buckets (same
+    stream) and scoring, from the model's counts."""
     split = split_users(planted.corpus, test_fraction=0.1, hidden_fraction=0.5, seed=2)
-    model = LDA(5, alpha=[0.1, 0.2, 0.3, 0.4, 0.5], n_iter=20, random_state=4,
-                transform_iter=12, transform_burn_in=3).fit(split.train)
+    model = LDA(5, alpha=[0.1, 0.2, 0.3, 0.4, 0.5], beta=beta, n_iter=n_iter,
+                random_state=4, transform_iter=12, transform_burn_in=3).fit(split.train)
     fast = completion_log_likelihood(model, split.observed, split.hidden)
     obs, hid = split.observed, split.hidden
+    log_p, n = reference.completion(
+        [obs.words[a:b].tolist() for a, b in zip(obs.indptr[:-1], obs.indptr[1:])],
+        [hid.words[a:b].tolist() for a, b in zip(hid.indptr[:-1], hid.indptr[1:])],
+        model.n_wk_.tolist(), model.n_k_.tolist(), model.alpha_.tolist(), model.beta_, 12,
+        3, _rng.seed_streams(model.seed_entropy_, 1, 1)[0])
+    assert n == hid.n_tokens
+    assert fast == pytest.approx(log_p / n, rel=1e-12)  # sums in another order
+
+
+def test_dense_completion_matches_slow_reference(planted):
+    """heldout.completion (any dense phi, as the benchmarks score peers) equals a
+    plain-Python O(K) fold-in (same stream) and scoring."""
+    split = split_users(planted.corpus, test_fraction=0.1, hidden_fraction=0.5, seed=2)
+    model = LDA(5, alpha=[0.1, 0.2, 0.3, 0.4, 0.5], n_iter=20, random_state=4).fit(
+        split.train)
+    obs, hid = split.observed, split.hidden
+    fast = heldout.completion(model.topic_word_, model.alpha_, (obs.indptr, obs.words),
+                              (hid.indptr, hid.words), n_iter=12, burn_in=3, seed=7)
     docs = [obs.words[a:b].tolist() for a, b in zip(obs.indptr[:-1], obs.indptr[1:])]
     phi = model.topic_word_.tolist()
     thetas = reference.fold_in(docs, phi, model.alpha_.tolist(), 12, 3,
-                               _rng.seed_streams(model.seed_entropy_, 1, 1)[0])
+                               _rng.seed_streams(7, 1, 1)[0])
     total = 0.0
     for d, theta in enumerate(thetas):
         for w in hid.words[hid.indptr[d]:hid.indptr[d + 1]]:

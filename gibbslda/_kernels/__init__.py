@@ -2,7 +2,10 @@
 
 - :mod:`.gibbs`: the samplers' sweeps, log p(w, z), fold-in and left-to-right;
 - :mod:`.priors`: digamma, count histograms and Minka's fixed point;
-- :mod:`.neighbours`: sparse co-occurrence counting for the item-kNN and EASE baselines.
+- :mod:`.neighbours`: sparse co-occurrence counting for the item-kNN and EASE baselines;
+- :mod:`.layout`: counting sorts: a corpus's tokens, the shard cells, the item-major
+  order, the packed rows;
+- :mod:`.heldout`: held-out document completion from a model's counts.
 
 Each module calls only its own kernels, on purpose: numba's on-disk cache (``cache=True``)
 invalidates a cached function when its own source file changes, not when a kernel it

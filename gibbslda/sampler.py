@@ -28,11 +28,11 @@ Samplers (all target the LDA posterior; with ``n_shards=1`` each is an exact MCM
 - ``"mh"``: Metropolis-Hastings with O(1) item and user proposals (LightLDA), ``mh_steps``
   cycles per token; fastest at large K, mixes a little slower per sweep.
 - ``"warp"``: WarpLDA, O(1) a token whatever K: an item pass then a user pass, each token
-  ``mh_steps`` exact MH steps per pass and sweep, every item (user) independent within its
-  pass, so it runs on all numba threads by itself with the same result for any thread
-  count (``n_shards`` must be 1). The totals and the other side's counts are those of the
-  pass's start: not an exact chain (see :mod:`gibbslda._kernels.warp`). K <= 65,536; the
-  steps take as few cycles (item pass + user pass) as :func:`warp_cycles` allows.
+  one exact MH step per pass, every item (user) independent within its pass, so it runs on
+  all numba threads by itself with the same result for any thread count (``n_shards``
+  must be 1). The totals and the other side's counts are those of the pass's start: not an
+  exact chain (see :mod:`gibbslda._kernels.warp`). K <= 65,536; ``mh_steps`` cycles (item
+  pass + user pass) a sweep.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from gibbslda.layout import shard_layout  # noqa: F401 (public)
 from gibbslda.packed import item_counts, packed_counts, topic_bits  # noqa: F401
 
 SAMPLERS = ("dense", "sparse", "mh", "warp")
-MAX_WARP_TOPICS = _warp.MAX_TOPICS  # a topic and its proposals share one 32-bit word
+MAX_WARP_TOPICS = _warp.MAX_TOPICS  # a topic and a proposal share one 32-bit word
 _KIND = {"dense": _kernels.DENSE, "sparse": _kernels.SPARSE, "mh": _kernels.MH}
 
 
@@ -304,44 +304,28 @@ def sweep(state: GibbsState, n_sweeps: int = 1) -> None:
 
 
 def _warp_sweep(state: GibbsState) -> None:
-    """One warp sweep: ``mh_steps`` MH steps a token and pass, as few cycles (user
-    proposals, the item pass, the user pass) as the word of a token can hold proposals for
-    (:func:`warp_cycles`), each cycle keyed by one output of ``rng[0]``."""
+    """One warp sweep: ``mh_steps`` cycles of user proposals, the item pass and the user
+    pass (:mod:`gibbslda._kernels.warp`), each cycle keyed by one output of ``rng[0]``."""
     word_ptr, perm, user_bounds, item_bounds = state.layout["warp"]
-    z = state.z.view(np.uint32)  # a topic and its proposals share each word during a sweep
+    z = state.z.view(np.uint32)  # a topic and a proposal share each word during the sweep
     prob, alias = _warp.alias_table(state.alpha)
-    cycles = warp_cycles(state.n_topics, state.mh_steps)
-    keys = [np.uint64(_warp.sweep_key(state.rng[0])) for _ in cycles]
-    v_beta = state.n_items * float(state.beta)
+    keys = [np.uint64(_warp.sweep_key(state.rng[0])) for _ in range(state.mh_steps)]
+    prior = (state.alpha, state.n_items * float(state.beta))
 
     def proposal(c):
-        c = c % len(cycles)
-        return prob, alias, float(state.alpha.sum()), keys[c], np.int64(cycles[c])
+        return prob, alias, float(state.alpha.sum()), keys[c % len(keys)]
     try:
         _warp.propose_users(state.indptr, z, proposal(0), user_bounds)
         for c, key in enumerate(keys):
-            steps = np.int64(cycles[c])
             _warp.item_pass(word_ptr, perm, z, state.n_k, float(state.beta), key,
-                            item_bounds, steps)
-            _warp.user_pass(state.indptr, z, state.n_k, (state.alpha, v_beta, steps), key,
-                            user_bounds, proposal(c + 1), c + 1 < len(keys))
+                            item_bounds)
+            _warp.user_pass(state.indptr, z, state.n_k, prior, key, user_bounds,
+                            proposal(c + 1), c + 1 < len(keys))
     except BaseException:
         # interrupted between two passes (Ctrl-C in a notebook): drop pending proposals so
         # z holds topics again; the counts match them at every pass boundary
-        low = (1 << int(_warp.field_bits(state.n_topics))) - 1
-        np.bitwise_and(z, np.uint32(low), out=z)
+        np.bitwise_and(z, np.uint32(0xFFFF), out=z)
         raise
-
-
-def warp_cycles(n_topics: int, mh_steps: int) -> list[int]:
-    """The MH steps of each cycle of a warp sweep: a token's 32-bit word holds its topic
-    and up to 32 // bits - 1 proposals of ``bits`` = ceil(log2 K) bits each (1 at
-    K > 1024, 2 up to 1024, 3 up to 256), so ``mh_steps`` steps take as few cycles as
-    that allows (K = 50, mh_steps = 2: one cycle of two steps; K = 2000: two of one). A
-    function of K and mh_steps only: the same schedule on any machine and thread count."""
-    per_cycle = 32 // int(_warp.field_bits(n_topics)) - 1
-    full, rest = divmod(mh_steps, per_cycle)
-    return [per_cycle] * full + ([rest] if rest else [])
 
 
 def check_state(state: GibbsState) -> None:

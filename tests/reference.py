@@ -587,21 +587,19 @@ def heldout_parts(tokens, user_ids, train_user_ids):
     return out
 
 
-def warp_sweep_matrix(docs, n_topics, n_items, alpha, beta, steps=1):
-    """The exact law of one cycle of the warp sampler (``_kernels.warp``) with ``steps``
-    MH steps a token and pass: a K**N x K**N row-stochastic matrix over assignments in
-    base K (user-major tokens, token 0 most significant). A sweep is the product of its
-    cycles' matrices (``sampler.warp_cycles``).
+def warp_sweep_matrix(docs, n_topics, n_items, alpha, beta):
+    """The exact law of one cycle of the warp sampler (``_kernels.warp``): a K**N x K**N
+    row-stochastic matrix over assignments in base K (user-major tokens, token 0 most
+    significant). A sweep of ``mh_steps`` cycles is its ``mh_steps``-th power, with the
+    same stationary law.
 
-    A cycle: every token i draws ``steps`` user proposals, independently, from
-    q(k) ~ n_dk^-i + alpha_k of the cycle's start z; the item pass takes the tokens item
-    after item (each item's in user order), token i taking its proposals t in turn, each
-    accepted over its current topic s with probability min(1, (c_wt + beta)(n_s^-i +
-    V beta) / ((c_ws + beta)(n_t^-i + V beta))), c_w the item's counts without i as they
-    stand (earlier tokens of the item already moved), n^-i the start's totals without i's
-    start topic; then from the pass's result z1 every token draws ``steps`` item proposals
-    q(k) ~ n_wk^-i + beta and the user pass does the same with c_d + alpha, the totals of
-    z1.
+    A cycle: every token i draws a user proposal from q(k) ~ n_dk^-i + alpha_k of the
+    cycle's start z; the item pass takes the tokens item after item (each item's in user
+    order), token i accepting t over its topic s with probability min(1, (c_wt + beta)
+    (n_s^-i + V beta) / ((c_ws + beta)(n_t^-i + V beta))), c_w the item's counts without i
+    as they stand (earlier tokens of the item already moved), n_k the start's totals; then
+    from the pass's result z1 every token draws an item proposal q(k) ~ n_wk^-i + beta and
+    the user pass does the same with c_d + alpha, the totals of z1.
     """
     K, V = n_topics, n_items
     a, b = [float(x) for x in alpha], float(beta)
@@ -635,31 +633,24 @@ def warp_sweep_matrix(docs, n_topics, n_items, alpha, beta, steps=1):
         for i in order:
             new = {}
             for z, pz in dist.items():
-                s0 = z[i]
+                s = z[i]
                 if side == "item":
                     c = others(z, i, lambda j: words[j] == words[i])
                     prior = [b] * K
                 else:
                     c = others(z, i, lambda j: user[j] == user[i])
                     prior = a
-                n_i = [n_k[k] - (k == s0) + V * b for k in range(K)]
-                topic = {s0: 1.0}  # the law of token i's topic after each of its steps
-                for _ in range(steps):
-                    after = {}
-                    for s, ps in topic.items():
-                        stay = 1.0
-                        for t in range(K):
-                            if t == s:
-                                continue
-                            ratio = ((c[t] + prior[t]) * n_i[s]) / ((c[s] + prior[s]) * n_i[t])
-                            move = q[i][t] * min(1.0, ratio)
-                            stay -= move
-                            after[t] = after.get(t, 0.0) + ps * move
-                        after[s] = after.get(s, 0.0) + ps * stay
-                    topic = after
-                for t, pt in topic.items():
+                stay = 1.0
+                for t in range(K):
+                    if t == s:
+                        continue
+                    ratio = ((c[t] + prior[t]) * (n_k[s] - 1 + V * b)
+                             / ((c[s] + prior[s]) * (n_k[t] + V * b)))
+                    move = q[i][t] * min(1.0, ratio)
+                    stay -= move
                     z2 = z[:i] + (t,) + z[i + 1:]
-                    new[z2] = new.get(z2, 0.0) + pz * pt
+                    new[z2] = new.get(z2, 0.0) + pz * move
+                new[z] = new.get(z, 0.0) + pz * stay
             dist = new
         return dist
 

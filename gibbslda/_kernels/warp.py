@@ -10,46 +10,33 @@ Glossary (the classic LDA symbols, as in :mod:`.gibbs`):
 - ``word_ptr`` (int64, V + 1) and ``perm`` (int32, N): the item-major order; item ``w``'s
   tokens are ``perm[word_ptr[w]:word_ptr[w + 1]]`` (user-major indexes, in user order).
 - ``z`` (uint32 view of the state's int32 topics, N): between sweeps the topic of each
-  token; within a sweep a token's word holds fields of ``bits`` = ceil(log2 K) bits
-  (:func:`field_bits`): field 0 the topic, fields 1..steps its pending proposals (so
-  K <= 2**16, at most 32 // bits - 1 proposals, and a sweep needs no proposal array).
+  token; within a sweep the low 16 bits hold the topic and the high 16 bits the token's
+  pending proposal (so K <= 2**16, and a sweep needs no proposal array).
 - ``n_k`` (int64, K): topic totals, updated once at the end of each pass (delayed);
   ``c_d`` / ``c_w``: one user's / item's topic counts, rebuilt from ``z`` in a K-sized
   scratch row of the block that owns them.
 - ``alpha`` (float64, K), its alias table ``(prob, alias)``; ``beta``; ``v_beta`` = V beta.
 - ``key`` (uint64): the cycle's key, one output of the state's xoshiro256** stream.
 
-One cycle of ``steps`` MH steps a token and pass, three steps (Python calls the kernels;
-a sweep of ``mh_steps`` is as few cycles as the words can hold proposals for, see
-``sampler.warp_cycles``: one cycle of two steps up to K = 1024, two of one above):
+One cycle, three steps (Python calls the kernels; a sweep is ``mh_steps`` cycles):
 
-1. :func:`propose_users`: every token i of user d draws ``steps`` proposals t, each
-   independently from the user proposal q_d(t) proportional to n_dt^-i + alpha_t (one of
-   the user's *other* tokens uniformly, taking its topic, or with weight sum(alpha) a
-   topic from alpha), stored in z's proposal fields (for every cycle of a sweep but the
-   first, the previous user pass does it, per user).
+1. :func:`propose_users`: every token i of user d draws t from the user proposal
+   q_d(t) proportional to n_dt^-i + alpha_t (one of the user's *other* tokens uniformly,
+   taking its topic, or with weight sum(alpha) a topic from alpha), stored in z's high bits
+   (for every cycle of a sweep but the first, the previous user pass does it, per user).
 2. :func:`item_pass`: per item w, c_w rebuilt; each token in turn (c_w updated as it goes)
-   takes its user proposals t in turn, each accepted over its current topic s with
-   probability
+   accepts its user proposal t over its topic s with probability
 
        min(1, (c_wt^-i + beta)(n_s^-i + V beta) / ((c_ws^-i + beta)(n_t^-i + V beta)));
 
-   then draws ``steps`` item proposals from q_w(t) proportional to c_wt^-i + beta (one of
-   the item's other tokens, or with weight K beta a uniform topic) into the fields.
-3. :func:`user_pass`: per user d, c_d rebuilt; each token in turn takes its item
-   proposals with probability
+   then draws its item proposal q_w(t) proportional to c_wt^-i + beta (one of the item's
+   other tokens, or with weight K beta a uniform topic) into the high bits.
+3. :func:`user_pass`: per user d, c_d rebuilt; each token in turn accepts its item
+   proposal with probability
 
        min(1, (c_dt^-i + alpha_t)(n_s^-i + V beta) / ((c_ds^-i + alpha_s)(n_t^-i + V beta)))
 
-   and z is left clean (topics only). In both passes n^-i is the pass's totals without
-   token i's topic at the pass's start, for every one of its steps.
-
-Several steps a pass against proposals drawn at the cycle's start are each an exact MH
-step for the same conditional (the proposal and the target's other side are the same
-pass-start counts), so they compose; they cost a third less a step than a cycle a step
-(fewer passes over the tokens, measured 1.2-1.3x a sweep), and mix a little less per step
-than fresh proposals would (held-out after 100 sweeps within 0.1% of the exact chain's:
-tests/test_warp.py, bench/README.md).
+   and z is left clean (topics only).
 
 Why these ratios: the target for token i is the collapsed conditional
 pi(k) proportional to (n_dk^-i + alpha_k)(n_wk^-i + beta) / (n_k^-i + V beta). With the
@@ -95,6 +82,8 @@ from numba import njit, prange
 
 MAX_TOPICS = 1 << 16  # a topic and a proposal share one 32-bit word during a sweep
 PROPOSE, ITEM, USER = 0, 1, 2  # the passes, part of every stream's seed: never renumber
+_LOW = np.uint32(0xFFFF)
+_SHIFT = np.uint32(16)
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -206,64 +195,43 @@ def _accept(x, num, den):
 # -- the passes ----------------------------------------------------------------------
 @njit(cache=True, parallel=True, nogil=True)
 def propose_users(indptr, z, proposal, bounds):
-    """Step 1: every token's ``proposal[4]`` user proposals into the high fields of z (user
-    blocks ``bounds``); ``proposal = (prob, alias, sum(alpha), key, steps)``."""
+    """Step 1: every token's user proposal into the high bits of z (user blocks
+    ``bounds``); ``proposal = (prob, alias, sum(alpha), key)``."""
     for b in prange(bounds.shape[0] - 1):
         for d in range(bounds[b], bounds[b + 1]):
             _propose_user(z, indptr[d], indptr[d + 1], proposal, d)
 
 
-@njit(cache=True, inline="always")
-def field_bits(n_topics):
-    """Bits of one field of a token's word: a topic in [0, K)."""
-    bits = 1
-    while (1 << bits) < n_topics:
-        bits += 1
-    return np.uint32(bits)
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _propose_user(z, start, end, proposal, d):
-    """User d's tokens draw their ``steps`` user proposals each (stream (key, PROPOSE, d)),
-    proposal p into field p + 1 of the token's word (the topic is field 0)."""
-    prob, alias_k, alpha_sum, key, steps = proposal
+    """User d's tokens draw their user proposals (stream (key, PROPOSE, d))."""
+    prob, alias_k, alpha_sum, key = proposal
     n_topics = prob.shape[0]
-    bits = field_bits(n_topics)
-    low = np.uint32((1 << bits) - 1)
     n_d = end - start
     x = _stream(key, PROPOSE, d)
     for j in range(n_d):
-        v = z[start + j] & low
-        for p in range(steps):
-            x, u = _uniform(x)
-            r = u * (n_d - 1 + alpha_sum)
-            if r < n_d - 1:  # one of the user's other tokens
-                t = z[start + _other(r, j)] & low
-            else:
-                t = np.uint32(_alias_draw(prob, alias_k,
-                                          (r - (n_d - 1)) / alpha_sum * n_topics))
-            v |= t << (bits * np.uint32(p + 1))
-        z[start + j] = v
+        x, u = _uniform(x)
+        r = u * (n_d - 1 + alpha_sum)
+        if r < n_d - 1:  # one of the user's other tokens
+            t = z[start + _other(r, j)] & _LOW
+        else:
+            t = np.uint32(_alias_draw(prob, alias_k, (r - (n_d - 1)) / alpha_sum * n_topics))
+        z[start + j] = (t << _SHIFT) | (z[start + j] & _LOW)
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def item_pass(word_ptr, perm, z, n_k, beta, key, bounds, steps):
-    """Step 2 over item blocks ``bounds``, ``steps`` MH steps a token; then n_k takes the
-    pass's changes."""
+def item_pass(word_ptr, perm, z, n_k, beta, key, bounds):
+    """Step 2 over item blocks ``bounds``; then n_k takes the pass's changes."""
     delta = np.zeros((bounds.shape[0] - 1, n_k.shape[0]), dtype=np.int64)
     for b in prange(bounds.shape[0] - 1):
-        _item_block(word_ptr, perm, z, n_k, beta, (key, steps), bounds[b], bounds[b + 1],
-                    delta[b])
+        _item_block(word_ptr, perm, z, n_k, beta, key, bounds[b], bounds[b + 1], delta[b])
     for b in range(delta.shape[0]):
         n_k += delta[b]
 
 
 @njit(cache=True, nogil=True)
-def _item_block(word_ptr, perm, z, n_k, beta, key_steps, w0, w1, delta):
-    key, steps = key_steps
+def _item_block(word_ptr, perm, z, n_k, beta, key, w0, w1, delta):
     n_topics = n_k.shape[0]
-    bits = field_bits(n_topics)
-    low = np.uint32((1 << bits) - 1)
     v_beta = (word_ptr.shape[0] - 1) * beta
     c_w = np.zeros(n_topics, dtype=np.int32)
     longest = 0
@@ -277,55 +245,45 @@ def _item_block(word_ptr, perm, z, n_k, beta, key_steps, w0, w1, delta):
         for j in range(n_w):
             v = z[perm[start + j]]
             buf[j] = v
-            c_w[v & low] += 1
+            c_w[v & _LOW] += 1
         for j in range(n_w):
-            v = buf[j]
-            s0 = v & low
-            s = s0
-            c_w[s0] -= 1
-            for p in range(steps):
-                t = (v >> (bits * np.uint32(p + 1))) & low
-                if t != s:  # n^-i: the pass's totals without token i's start topic s0
-                    x, ok = _accept(x, (c_w[t] + beta) * (n_k[s] - (s == s0) + v_beta),
-                                    (c_w[s] + beta) * (n_k[t] - (t == s0) + v_beta))
-                    if ok:
-                        s = t
-            if s != s0:
-                delta[s0] -= 1
-                delta[s] += 1
+            s, t = buf[j] & _LOW, buf[j] >> _SHIFT
+            c_w[s] -= 1
+            if t != s:
+                x, ok = _accept(x, (c_w[t] + beta) * (n_k[s] - 1 + v_beta),
+                                (c_w[s] + beta) * (n_k[t] + v_beta))
+                if ok:
+                    delta[s] -= 1
+                    delta[t] += 1
+                    s = t
             c_w[s] += 1
             buf[j] = s
-        x = _propose_items(perm, z, buf, start, n_w, (n_topics, steps, bits), beta, x)
+        x = _propose_items(perm, z, buf, start, n_w, n_topics, beta, x)
         for j in range(n_w):
             c_w[buf[j]] = 0
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _propose_items(perm, z, buf, start, n_w, shape, beta, x):
-    """Each of the item's tokens draws its ``steps`` item proposals and writes its word
-    (proposals in fields 1..steps, topic in field 0)."""
-    n_topics, steps, bits = shape
+def _propose_items(perm, z, buf, start, n_w, n_topics, beta, x):
+    """Each of the item's tokens draws its item proposal and writes (proposal, topic)."""
     k_beta = n_topics * beta
     for j in range(n_w):
-        v = buf[j]
-        for p in range(steps):
-            x, u = _uniform(x)
-            r = u * (n_w - 1 + k_beta)
-            if r < n_w - 1:  # one of the item's other tokens
-                t = buf[_other(r, j)]
-            else:
-                t = np.uint32(min(np.int64((r - (n_w - 1)) / beta), n_topics - 1))
-            v |= t << (bits * np.uint32(p + 1))
-        z[perm[start + j]] = v
+        x, u = _uniform(x)
+        r = u * (n_w - 1 + k_beta)
+        if r < n_w - 1:  # one of the item's other tokens
+            t = buf[_other(r, j)]
+        else:
+            t = np.uint32(min(np.int64((r - (n_w - 1)) / beta), n_topics - 1))
+        z[perm[start + j]] = (t << _SHIFT) | buf[j]
     return x
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def user_pass(indptr, z, n_k, prior, key, bounds, proposal, propose):
-    """Step 3 over user blocks ``bounds`` (``prior = (alpha, v_beta, steps)``: ``steps``
-    MH steps a token); then n_k takes the pass's changes. With ``propose``, each user then
-    draws the next cycle's proposals (step 1 of the cycle keyed ``proposal[3]``: the same
-    draws, while its tokens are in cache)."""
+    """Step 3 over user blocks ``bounds`` (``prior = (alpha, v_beta)``); then n_k takes the
+    pass's changes. With ``propose``, each user then draws the next cycle's proposals
+    (step 1 of the cycle keyed ``proposal[3]``: the same draws, while its tokens are in
+    cache)."""
     delta = np.zeros((bounds.shape[0] - 1, n_k.shape[0]), dtype=np.int64)
     for b in prange(bounds.shape[0] - 1):
         _user_block(indptr, z, n_k, prior, key, bounds[b:b + 2], delta[b], proposal,
@@ -336,30 +294,23 @@ def user_pass(indptr, z, n_k, prior, key, bounds, proposal, propose):
 
 @njit(cache=True, nogil=True)
 def _user_block(indptr, z, n_k, prior, key, users, delta, proposal, propose):
-    alpha, v_beta, steps = prior
-    bits = field_bits(n_k.shape[0])
-    low = np.uint32((1 << bits) - 1)
+    alpha, v_beta = prior
     c_d = np.zeros(n_k.shape[0], dtype=np.int32)
     for d in range(users[0], users[1]):
         start, end = indptr[d], indptr[d + 1]
         x = _stream(key, USER, d)
         for i in range(start, end):
-            c_d[z[i] & low] += 1
+            c_d[z[i] & _LOW] += 1
         for i in range(start, end):
-            v = z[i]
-            s0 = v & low
-            s = s0
-            c_d[s0] -= 1
-            for p in range(steps):
-                t = (v >> (bits * np.uint32(p + 1))) & low
-                if t != s:
-                    x, ok = _accept(x, (c_d[t] + alpha[t]) * (n_k[s] - (s == s0) + v_beta),
-                                    (c_d[s] + alpha[s]) * (n_k[t] - (t == s0) + v_beta))
-                    if ok:
-                        s = t
-            if s != s0:
-                delta[s0] -= 1
-                delta[s] += 1
+            s, t = z[i] & _LOW, z[i] >> _SHIFT
+            c_d[s] -= 1
+            if t != s:
+                x, ok = _accept(x, (c_d[t] + alpha[t]) * (n_k[s] - 1 + v_beta),
+                                (c_d[s] + alpha[s]) * (n_k[t] + v_beta))
+                if ok:
+                    delta[s] -= 1
+                    delta[t] += 1
+                    s = t
             c_d[s] += 1
             z[i] = s
         for i in range(start, end):

@@ -24,13 +24,15 @@ def sparkline(values) -> str:
 
 def compile_kernels(err, show: bool) -> None:
     """Compile or load the numba kernels, with a status line while it runs."""
-    from gibbslda import sampler
+    from gibbslda import heldout, sampler
 
     if not show:
         sampler.warm_up()
+        heldout.warm_up()
         return
     with err.status("Compiling kernels (first run after install only; cached afterwards)"):
         sampler.warm_up()
+        heldout.warm_up()
 
 
 class TrainingDisplay:

@@ -15,8 +15,7 @@ import typer
 from gibbslda.cli.common import (LABELS, output_option, prior as _prior,
                                  read_source as _read_source)
 
-EXAMPLE = ("Example: `gibbslda train prepared -o model -k 50 --iterations 300 --shards 4 "
-           "--threads 4`")
+EXAMPLE = "Example: `gibbslda train prepared -o model -k 50 --iterations 300 --threads 2`"
 # options that fix the chain, as (LDA parameter, default): with --resume, one given must
 # agree with the saved model (the run continues that chain)
 _CHAIN_OPTIONS = {"--topics": ("n_topics", 20), "--sampler": ("sampler", "auto"),
@@ -36,10 +35,13 @@ def train(
         "--iterations", "-n", help="Total Gibbs sweeps (default 200; with --resume, the "
                                    "saved total).")] = None,
     sampler: Annotated[Optional[str], typer.Option(
-        help="auto (the default), dense, sparse or mh.")] = None,
+        help="auto (the default: warp from 20 topics on 50,000 tokens or more with one "
+             "shard, else the exact dense or sparse chain), dense, sparse, mh or warp.")
+    ] = None,
     threads: Annotated[Optional[int], typer.Option(
-        help="Threads for the sharded sweep (default: all cores). Used only with --shards "
-             "2 or more: one shard is the serial chain. Never changes the result.")] = None,
+        help="Threads (default: all cores). warp uses them all; dense, sparse and mh only "
+             "with --shards 2 or more (one shard is the serial chain). Never changes the "
+             "result.")] = None,
     shards: Annotated[Optional[int], typer.Option(
         help="Blocks sampled in parallel, up to one thread each (default 1: the exact "
              "serial chain, one thread). A model setting: shards change the model, like "
@@ -144,7 +146,9 @@ def train(
                         **{name: value for name, value in (
                             ("eval_every", eval_every), ("heldout_users", heldout_users))
                            if value is not None})
-        if threads is not None and threads > 1 and model.n_shards == 1:
+        runs = (model.state_.sampler if resume
+                else model.sampler_for(data["corpus"].n_tokens))
+        if threads is not None and threads > 1 and model.n_shards == 1 and runs != "warp":
             fix = (f"{output} was trained with one, and shards are fixed when a training "
                    "starts" if resume else
                    f"add --shards {threads} (or more) to sample in parallel")

@@ -166,7 +166,7 @@ def heldout_parts(model, prepared) -> tuple[Corpus, Corpus, np.ndarray]:
     keep = [d for d, u in enumerate(test.user_ids.tolist()) if u in rows]
     users = np.array([rows[u] for u in test.user_ids[keep].tolist()], dtype=np.int64)
     test = _subset(test, np.array(keep, dtype=np.int64))
-    return _subset(model.corpus_, users), test, model.doc_topic_[users]
+    return _subset(model.corpus_, users), test, model.doc_topic(users)
 
 
 def _subset(corpus: Corpus, users: np.ndarray) -> Corpus:

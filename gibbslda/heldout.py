@@ -100,7 +100,8 @@ def completion_from_state(state, heldout: HeldOut, *, n_iter: int, burn_in: int,
     result, only memory and speed. Perplexity is exp(-value).
     """
     if heldout.n_hidden == 0:
-        raise ValueError("no hidden token has an item the model knows")
+        raise ValueError("no hidden token has an item the model knows: score held-out "
+                         "parts split from the training log (split_users keeps its items)")
     rows = _item_rows(state, heldout.items)
     prior = (np.ascontiguousarray(state.alpha, dtype=np.float64),
              state.n_k + state.n_items * float(state.beta), float(state.beta))
@@ -113,6 +114,23 @@ def completion_from_state(state, heldout: HeldOut, *, n_iter: int, burn_in: int,
         per_user[start:stop] = _kernels.completion(observed, hidden, chunk_rows, prior,
                                                    sweeps, key)
     return float(per_user.sum() / heldout.n_hidden)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the held-out scoring kernels on a tiny chain,
+    once a process (:func:`gibbslda.sampler.warm_up` does the sampling kernels)."""
+    global _WARM
+    if _WARM:
+        return
+    indptr, words = np.array([0, 2, 3], dtype=np.int64), np.array([0, 1, 1], dtype=np.int32)
+    state = sampler.init_state(indptr, words, 2, 2, seed=0)
+    parts = prepare((indptr, words), (indptr, words), 2)
+    completion_from_state(state, parts, n_iter=2, burn_in=1,
+                          rng=np.zeros((1, 4), dtype=np.uint64) + np.uint64(1))
+    _WARM = True
+
+
+_WARM = False
 
 
 def _item_rows(state, items):
@@ -215,7 +233,8 @@ def score_hidden(theta, topic_word, indptr, words) -> float:
         raise ValueError(f"observed has {theta.shape[0]} users but hidden has "
                          f"{indptr.shape[0] - 1}: pass the two parts of one split")
     if words.shape[0] == 0:
-        raise ValueError("no hidden token has an item the model knows")
+        raise ValueError("no hidden token has an item the model knows: score held-out "
+                         "parts split from the training log (split_users keeps its items)")
     users = np.repeat(np.arange(theta.shape[0]), np.diff(indptr))
     total = 0.0
     for start in range(0, words.shape[0], CHUNK):

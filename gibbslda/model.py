@@ -89,8 +89,9 @@ class LDA:
         evaluation (a seeded random subsample, the same at every evaluation; None: all of
         them), so evaluation stays a small part of training. Its cost grows with the
         users' observed tokens times ``transform_iter``; at K = 1000 on 1.3M training
-        tokens it is 6% of the sweeps' time with sampler "sparse" and 15-25% with the
-        4x faster "warp" (bench/README.md). The figure's standard error grows as
+        tokens it is 5% of the sweeps' time with sampler "sparse" and about 30% with the
+        4x faster "warp" (bench/README.md; ``eval_every=30`` or ``heldout_users=300``
+        brings warp near 10%). The figure's standard error grows as
         1 / sqrt(users scored); comparisons between evaluations share the users.
 
     References
@@ -165,10 +166,12 @@ class LDA:
         if corpus.n_tokens == 0:
             raise ValueError("cannot fit an empty corpus")
         _sampler.warm_up()
-        self.seed_entropy_ = _rng.resolve_entropy(self.random_state)
-        self.corpus_ = corpus
-        self.heldout_ = heldout
-        self._heldout = self._heldout_parts(heldout)
+        entropy = _rng.resolve_entropy(self.random_state)
+        parts = self._heldout_parts(heldout, items=corpus.item_ids, entropy=entropy)
+        self.seed_entropy_, self.corpus_ = entropy, corpus  # nothing set until all is checked
+        self.heldout_, self._heldout = heldout, parts
+        if parts is not None:
+            _heldout.warm_up()  # compiled here, not inside the first sweep's evaluation
         self.state_ = _sampler.init_state(
             corpus.indptr, corpus.words, self.n_topics, corpus.n_items, alpha=self._alpha,
             beta=self._beta,
@@ -294,7 +297,7 @@ class LDA:
         self._check_fitted()
         return self._score_heldout(self._heldout_parts((observed, hidden), every=True))
 
-    def _heldout_parts(self, heldout, every: bool = False):
+    def _heldout_parts(self, heldout, every: bool = False, *, items=None, entropy=None):
         """``heldout`` (observed, hidden) matched to the model's items once, as a
         :class:`gibbslda.heldout.HeldOut` of ``heldout_users`` of its users (``every``:
         all of them); None for None."""
@@ -303,11 +306,12 @@ class LDA:
         if not (isinstance(heldout, (tuple, list)) and len(heldout) == 2):
             raise TypeError("heldout must be the pair (observed, hidden) of the held-out "
                             "users' two parts, as split_users gives them")
-        items = self.corpus_.item_ids
+        items = self.corpus_.item_ids if items is None else items
+        entropy = self.seed_entropy_ if entropy is None else entropy
         observed, hidden = (as_corpus(part, vocabulary=items, drop_empty=False)
                             for part in heldout)
         users = None if every else _heldout.subsample(observed.n_users, self.heldout_users,
-                                                      self.seed_entropy_)
+                                                      entropy)
         return _heldout.prepare((observed.indptr, observed.words),
                                 (hidden.indptr, hidden.words), len(items), users)
 
@@ -487,6 +491,11 @@ class LDA:
         raise AttributeError(f"'LDA' object has no attribute {name!r}")
 
     # -- validation --------------------------------------------------------------------
+    def sampler_for(self, n_tokens: int) -> str:
+        """The sampler ``fit`` runs on a corpus of ``n_tokens`` tokens with the settings as
+        they are ("auto" resolved: by K, the corpus size and ``n_shards``)."""
+        return self._sampler_for(self.n_topics, n_tokens)
+
     def _sampler_for(self, n_topics: int, n_tokens: int = 0) -> str:
         """The sampler a chain of ``n_topics`` on ``n_tokens`` tokens runs ("auto": by K,
         the corpus size and ``n_shards``; never by the thread count)."""

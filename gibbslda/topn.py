@@ -280,7 +280,7 @@ def top_n_sparse(tables, n: int = 20, *, theta=None, users=None, exclude_seen=Fa
         theta = _as_weights(theta, "theta", ndim=2)
         if theta.shape[1] != n_topics:
             raise ValueError(f"theta has {theta.shape[1]} topics (columns), the model "
-                             f"{n_topics}")
+                             f"{n_topics}: pass theta from this model (model.transform)")
         n_users = theta.shape[0]
     else:
         state, rows = users

@@ -454,17 +454,25 @@ def test_threads_without_shards_say_they_do_nothing(runner, prepared, tmp_path):
                                   "-k", "3", "-n", "2", "--shards", "2", "--threads", "2"])
     assert sharded.exit_code == 0 and sharded.stderr == ""
     assert LDA.load(tmp_path / "sharded").n_shards == 2
+    warp = runner.invoke(app, ["train", str(prepared), "-o", str(tmp_path / "warp"), "-k",
+                               "3", "-n", "2", "--sampler", "warp", "--threads", "2"])
+    assert warp.exit_code == 0 and warp.stderr == ""  # warp runs on every thread it gets
 
 
-def test_docs_show_threads_only_with_shards():
+def test_docs_say_which_samplers_use_threads():
+    """--threads alone speeds up warp (auto's pick on all but small corpora) and nothing
+    else: the help and the README say so, and every documented command with --threads
+    either has --shards or uses the default sampler."""
     from pathlib import Path
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    commands = [line for line in [*readme.splitlines(), train_command.EXAMPLE]
+    help_text = " ".join(CliRunner(env=ENV).invoke(app, ["train", "--help"]).stdout.split())
+    assert "warp uses them all; dense, sparse and mh only with --shards 2 or more" in help_text
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "runs on every core by itself" in readme
+    commands = [line for line in [*readme.split("`"), train_command.EXAMPLE]
                 if "gibbslda train" in line and "--threads" in line]
-    assert commands and all("--shards" in line for line in commands), commands
-    help_text = CliRunner(env=ENV).invoke(app, ["train", "--help"]).stdout
-    assert "Used only with --shards 2 or more" in " ".join(help_text.split())
+    assert commands and all("--shards" in line or "--sampler" not in line
+                            for line in commands), commands
 
 
 # the options that fix the chain, a value other than the saved model's, and the saved one

@@ -270,6 +270,7 @@ def test_no_checkpoint_message():
     ("checkpoint_every", 0, ValueError, "checkpoint_every must be >= 1"),
     ("n_iter", 0, ValueError, "n_iter must be >= 1"),
     ("sampler", "mh", ValueError, "got 'mh'"),
+    ("sampler", "warp", ValueError, "got 'warp': its item proposal"),
     ("alpha", "auto", ValueError, "alpha must be a number for DistributedLDA"),
     ("beta", -1.0, ValueError, "beta must be finite and > 0, got -1.0"),
     ("n_topics", 0, ValueError, "n_topics must be >= 1"),

@@ -202,3 +202,14 @@ def test_heldout_kernels_compile_once(split):
     completion_log_likelihood(model, split.observed, split.hidden)
     for kernel in (_heldout_kernels.completion, _heldout_kernels.stream_key):
         assert len(kernel.signatures) == 1, (kernel, kernel.signatures)
+
+
+def test_a_refit_with_bad_heldout_parts_leaves_the_model_as_it_was(planted, split):
+    """fit checks the held-out parts before it sets anything: a refit that fails on them
+    keeps the first fit's corpus, seed and chain together."""
+    model = LDA(3, n_iter=2, random_state=0).fit(split.train)
+    corpus, state, entropy = model.corpus_, model.state_, model.seed_entropy_
+    with pytest.raises(TypeError, match="heldout must be the pair"):
+        model.fit(planted.corpus, heldout="not parts")
+    assert model.corpus_ is corpus and model.state_ is state
+    assert model.seed_entropy_ == entropy

@@ -120,9 +120,10 @@ class DistributedLDA:
                 raise ValueError(f"{name} must be a number for DistributedLDA, got "
                                  f"{getattr(self, name)!r}: learned priors need every "
                                  "user's counts in one place (fit LDA for 'auto')")
-        if self.sampler == "mh":
-            raise ValueError("sampler must be 'auto', 'dense' or 'sparse' for DistributedLDA,"
-                             " got 'mh': its item proposal reads one partition's tokens")
+        if self.sampler in ("mh", "warp"):
+            raise ValueError(f"sampler must be 'auto', 'dense' or 'sparse' for DistributedLDA,"
+                             f" got {self.sampler!r}: its item proposal reads one partition's "
+                             "tokens, not the merged counts")
         model = LDA(self.n_topics, alpha=self.alpha, beta=self.beta, n_iter=self.n_iter,
                     random_state=self.random_state, sampler=self.sampler,
                     n_shards=self.n_partitions, eval_every=self.eval_every)

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("gibbslda._kernels", "gibbslda._rng", "gibbslda.packed", "gibbslda.sampler",
         "gibbslda.model", "gibbslda.io", "gibbslda.layout", "gibbslda.heldout",
-        "gibbslda.scores")
+        "gibbslda.scores", "gibbslda.fitted")
 APPLICATIONS = ("gibbslda.preprocess", "gibbslda.recommend", "gibbslda.profiles",
                 "gibbslda.report", "gibbslda.demand", "gibbslda.cli")
 

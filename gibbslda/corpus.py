@@ -271,15 +271,20 @@ def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Cor
     np.cumsum(np.bincount(d, minlength=len(users)), out=indptr[1:])
     indices = np.empty(d.shape[0], dtype=np.int32)
     counts = np.empty(d.shape[0], dtype=np.int64)
-    _layout_kernels.group_rows(np.ascontiguousarray(d, dtype=np.int64),
-                               np.ascontiguousarray(w, dtype=np.int32),
-                               np.ascontiguousarray(weight, dtype=np.int64), indptr, indices,
-                               counts)
+    _layout_kernels.group_rows(_writable(d, np.int64), _writable(w, np.int32),
+                               _writable(weight, np.int64), indptr, indices, counts)
     del d, w, weight
     corpus = _from_rows(indptr, indices, counts, n_users=len(users), drop_empty=drop_empty,
                         n_input=n_input_tokens, vocabulary_given=vocabulary is not None)
     return Corpus(corpus.indptr, corpus.words, np.asarray(users)[corpus.user_ids],
                   vocab.to_numpy(), corpus.n_dropped_users, corpus.n_dropped_tokens)
+
+
+def _writable(values, dtype) -> np.ndarray:
+    """``values`` as a contiguous writable ``dtype`` array: polars hands out read-only views
+    when it can, and a read-only array is another numba signature (another compile)."""
+    values = np.ascontiguousarray(values, dtype=dtype)
+    return values if values.flags.writeable else values.copy()
 
 
 def _from_rows(indptr, indices, counts, *, n_users: int, drop_empty: bool, n_input,

@@ -277,11 +277,7 @@ class LDA(FittedAttributes):
         """:meth:`transform`, against ``topic_word`` (K x V) when a caller has built it,
         else against the phi columns of the items in ``X`` only (the same values)."""
         self._check_fitted()
-        _check_int("transform_iter", self.transform_iter, minimum=1)
-        _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
-        if self.transform_burn_in >= self.transform_iter:
-            raise ValueError(f"transform_burn_in must be < transform_iter "
-                             f"({self.transform_iter}), got {self.transform_burn_in}")
+        self._check_fold_in()
         corpus = as_corpus(X, vocabulary=self.item_ids_, drop_empty=False)
         rng = _rng.seed_streams(self.seed_entropy_, _rng.FOLD_IN, 1)
         words = corpus.words
@@ -291,6 +287,14 @@ class LDA(FittedAttributes):
         return _sampler.fold_in(corpus.indptr, words.reshape(-1), topic_word,
                                 self.state_.alpha, n_iter=self.transform_iter,
                                 burn_in=self.transform_burn_in, rng=rng)
+
+    def _check_fold_in(self) -> None:
+        """The fold-in settings (transform and held-out scoring)."""
+        _check_int("transform_iter", self.transform_iter, minimum=1)
+        _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
+        if self.transform_burn_in >= self.transform_iter:
+            raise ValueError(f"transform_burn_in must be < transform_iter "
+                             f"({self.transform_iter}), got {self.transform_burn_in}")
 
     def _completion(self, observed, hidden) -> float:
         """Document completion per hidden token of two parts of held-out users (every
@@ -320,11 +324,7 @@ class LDA(FittedAttributes):
         """Mean log p(hidden token | observed) of prepared held-out parts under the chain
         as it is, theta folded in on the model's fold-in stream (``transform_iter``
         sweeps, ``transform_burn_in`` discarded): deterministic for a given chain."""
-        _check_int("transform_iter", self.transform_iter, minimum=1)
-        _check_int("transform_burn_in", self.transform_burn_in, minimum=0)
-        if self.transform_burn_in >= self.transform_iter:
-            raise ValueError(f"transform_burn_in must be < transform_iter "
-                             f"({self.transform_iter}), got {self.transform_burn_in}")
+        self._check_fold_in()
         rng = _rng.seed_streams(self.seed_entropy_, _rng.FOLD_IN, 1)
         with _threads(self.n_jobs):  # on the sweep's threads; never changes the figure
             return _heldout.completion_from_state(

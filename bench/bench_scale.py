@@ -139,11 +139,11 @@ def child(folder: str, n_topics: int, n_sweeps: int, n_shards: int) -> None:
         "loglik": model.loglik_["loglik"].tolist()}))
 
 
-@pytest.mark.parametrize("n_shards", [1, 2])
-def test_scale_sparse_k1000(benchmark, log_folder, n_shards):
+def _in_child(benchmark, function: str, arguments: str) -> dict:
+    """``bench.bench_scale.function(arguments)`` in a fresh process, timed once by
+    ``benchmark``; the JSON object it prints last."""
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); "
-            f"from bench.bench_scale import child; "
-            f"child({str(log_folder)!r}, {N_TOPICS}, {N_SWEEPS}, {n_shards})")
+            f"from bench.bench_scale import {function}; {function}({arguments})")
     out = {}
 
     def run():
@@ -152,6 +152,13 @@ def test_scale_sparse_k1000(benchmark, log_folder, n_shards):
         out.update(json.loads(done.stdout.strip().splitlines()[-1]))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
+    return out
+
+
+@pytest.mark.parametrize("n_shards", [1, 2])
+def test_scale_sparse_k1000(benchmark, log_folder, n_shards):
+    out = _in_child(benchmark, "child",
+                    f"{str(log_folder)!r}, {N_TOPICS}, {N_SWEEPS}, {n_shards}")
     rates = out["sweep_tokens_per_s"]
     benchmark.extra_info.update(out | {
         "n_topics": N_TOPICS, "shards": n_shards, "threads": n_shards,
@@ -228,17 +235,8 @@ def child_build(folder: str, sampler_name: str, n_topics: int) -> None:
 @pytest.mark.parametrize("sampler_name,n_topics", [
     ("sparse", N_TOPICS), ("dense", 20), ("mh", N_TOPICS), ("warp", N_TOPICS)])
 def test_build_peak(benchmark, csr_folder, sampler_name, n_topics):
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); "
-            f"from bench.bench_scale import child_build; "
-            f"child_build({str(csr_folder)!r}, {sampler_name!r}, {n_topics})")
-    out = {}
-
-    def run():
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True)
-        out.update(json.loads(done.stdout.strip().splitlines()[-1]))
-
-    benchmark.pedantic(run, rounds=1, iterations=1)
+    out = _in_child(benchmark, "child_build",
+                    f"{str(csr_folder)!r}, {sampler_name!r}, {n_topics}")
     benchmark.extra_info.update(out | {"sampler": sampler_name, "n_topics": n_topics})
     assert out["n_tokens"] >= 20_000_000
 

@@ -1,4 +1,5 @@
 import os
+import tracemalloc
 
 # numba's OpenMP threads spin while waiting by default; on a shared 2-core machine that
 # doubled the sharded tests' time (46 s against 24 s with two busy processes beside them).
@@ -27,6 +28,17 @@ def planted():
 @pytest.fixture
 def tiny_docs():
     return [[0, 1, 0], [1, 2], [2, 2, 3, 0], [3]]
+
+
+def traced_peak(call) -> int:
+    """Bytes of the traced peak of ``call()`` above what was allocated before it (numpy
+    reports its buffers to tracemalloc; numba kernels' own allocations are not seen)."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def csr_from_docs(docs):

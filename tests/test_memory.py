@@ -5,13 +5,13 @@ size (no polars), so the traced peak is the peak of the arrays they build, deter
 for a given input. The goal (issue 14): at most 24 bytes a token above what the caller
 holds, on a corpus large enough that per-user and per-item arrays do not decide it.
 """
-import tracemalloc
 
 import numpy as np
 import pytest
 
 from gibbslda import sampler
 from gibbslda.corpus import Corpus
+from tests.conftest import traced_peak
 
 LIMIT = 24  # bytes a token at peak (issue 14)
 N_USERS, N_ITEMS, MEAN_LENGTH = 4_000, 2_000, 50  # about 200k tokens
@@ -55,13 +55,7 @@ def _compiled(csr):
 
 def peak_per_token(call, n_tokens: int) -> float:
     """Traced peak of ``call()`` above what was allocated before it, per token."""
-    tracemalloc.start()
-    try:
-        call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak / n_tokens
+    return traced_peak(call) / n_tokens
 
 
 @pytest.mark.parametrize("shuffled", [False, True])

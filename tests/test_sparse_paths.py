@@ -12,7 +12,6 @@ inside the kernels are not, and none of them is K-sized times V or D).
 """
 from __future__ import annotations
 
-import tracemalloc
 from fractions import Fraction
 
 import numpy as np
@@ -27,6 +26,7 @@ from gibbslda.profiles import demand, name_topics, topic_summary, user_profiles
 from gibbslda.scores import build_tables
 from gibbslda.topn import top_n_sparse
 from tests import reference
+from tests.conftest import traced_peak
 from tests.reference import csr
 
 K, D, V = 9, 70, 48  # items 44..47 have no token: their scores tie, broken by index
@@ -318,12 +318,7 @@ def test_per_call_paths_allocate_no_dense_matrix(name, monkeypatch):
     }
     for what, call in calls.items():
         call()  # compiled, and the sorted id indexes kept
-        tracemalloc.start()
-        try:
-            call()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        peak = traced_peak(call)
         assert peak < limit, (what, peak, limit)
     assert model._tables() is tables
     assert not {"topic_word", "doc_topic"} & set(model._state_cache), model._state_cache.keys()

@@ -2,8 +2,10 @@
 
 Each user is a document and each interaction with an item one or more tokens of that item
 (an integer weight is a repeat count). Tokens are grouped by user; within a user they are
-ordered by item index. Users and items are indexed in the sorted order of their original
-ids, so the corpus does not depend on the order of the input rows.
+ordered by item index (a pair's tokens by time, when the corpus has times). Users and
+items are indexed in the sorted order of their original ids, so the corpus does not depend
+on the order of the input rows. Event times, when given, ride along as ``times`` (int64
+microseconds since 1970 UTC, one per token).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pandas as pd
 import polars as pl
 
 from gibbslda import _validate
+from gibbslda._times import to_micros
 from gibbslda._kernels import layout as _layout_kernels
 
 
@@ -29,6 +32,8 @@ class Corpus:
     item_ids : (n_items,)  original id of each item index (the vocabulary).
     n_dropped_users : int  users in the input left with no tokens, and so dropped.
     n_dropped_tokens : int  tokens whose item is not in a given vocabulary, dropped.
+    times : int64 (n_tokens,) or None  each token's event time in microseconds since
+        1970-01-01 UTC, aligned with ``words``; None when the corpus has no times.
     """
 
     indptr: np.ndarray
@@ -37,6 +42,12 @@ class Corpus:
     item_ids: np.ndarray
     n_dropped_users: int = 0
     n_dropped_tokens: int = 0
+    times: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.times is not None and np.shape(self.times) != np.shape(self.words):
+            raise ValueError(f"times has shape {np.shape(self.times)}, expected one time a "
+                             f"token {np.shape(self.words)}")
 
     @property
     def n_users(self) -> int:
@@ -57,7 +68,8 @@ class Corpus:
 
     def __repr__(self) -> str:
         return (f"Corpus(n_users={self.n_users}, n_items={self.n_items}, "
-                f"n_tokens={self.n_tokens}, n_dropped_users={self.n_dropped_users})")
+                f"n_tokens={self.n_tokens}, n_dropped_users={self.n_dropped_users}"
+                + (", timed" if self.times is not None else "") + ")")
 
     def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The users x items count matrix as a CSR triplet (indptr, indices, data)."""
@@ -71,8 +83,8 @@ class Corpus:
 
     @classmethod
     def from_frame(cls, df, *, user: str = "user_id", item: str = "item_id",
-                   weight: str | None = None, vocabulary=None, drop_empty: bool = True
-                   ) -> "Corpus":
+                   weight: str | None = None, time: str | None = None, vocabulary=None,
+                   drop_empty: bool = True) -> "Corpus":
         """Build from a polars or pandas frame with one row per interaction.
 
         Parameters
@@ -80,16 +92,20 @@ class Corpus:
         df : polars.DataFrame | polars.LazyFrame | pandas.DataFrame
         user, item : column names of the user and item ids (no nulls).
         weight : optional column of non-negative integer repeat counts (default 1 a row).
+        time : optional column of event times (datetimes, dates, ISO strings, or unix
+            seconds / ms / us told apart by magnitude; no nulls): each token of a row gets
+            the row's time, in ``times``; a pair's tokens are ordered by time.
         vocabulary : optional item ids to index items by (for example a fitted model's
             ``item_ids_``); rows with other items are dropped and counted.
         drop_empty : drop users left with no tokens (counted in ``n_dropped_users``).
         """
         frame = _as_polars(df)
-        columns = [user, item] + ([weight] if weight is not None else [])
+        columns = [user, item] + [c for c in (weight, time) if c is not None]
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ValueError(f"column {missing[0]!r} not found; the frame has columns "
-                             f"{frame.columns}: pass user=, item= or weight= to name yours")
+                             f"{frame.columns}: pass user=, item=, weight= or time= to name "
+                             "yours")
         for name in (user, item):
             n_null = frame.get_column(name).null_count()
             if n_null:
@@ -99,6 +115,8 @@ class Corpus:
             pl.col(user).alias("user"),
             pl.col(item).alias("item"),
             _weights(frame, weight).alias("weight"),
+            *([pl.lit(to_micros(frame.get_column(time), time)).alias("time")]
+              if time is not None else []),
         )
         return _build(frame, vocabulary, drop_empty)
 
@@ -163,6 +181,7 @@ class Corpus:
             "user": np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths),
             "item": _series(self.item_ids[self.words]),
             "weight": np.ones(self.n_tokens, dtype=np.int64),
+            **({"time": self.times} if self.times is not None else {}),
         })
         corpus = _build(frame, item_ids, drop_empty=False, users=np.arange(self.n_users))
         return _relabel_users(corpus, self.user_ids)
@@ -174,7 +193,7 @@ def as_corpus(x, *, vocabulary=None, drop_empty: bool = True) -> Corpus:
         if vocabulary is None:
             return x
         if _same_ids(x.item_ids, vocabulary):  # already indexed by it: no join
-            return Corpus(x.indptr, x.words, x.user_ids, x.item_ids)
+            return Corpus(x.indptr, x.words, x.user_ids, x.item_ids, times=x.times)
         return x.with_vocabulary(vocabulary)
     if hasattr(x, "indptr") and hasattr(x, "indices"):
         corpus = Corpus.from_csr(x, drop_empty=drop_empty)
@@ -262,6 +281,9 @@ def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Cor
         item_map = pl.DataFrame({"item": [], "w": []}, schema={"item": frame.schema["item"],
                                                               "w": pl.Int32})
     pairs = frame.join(user_map, on="user").join(item_map, on="item")
+    if "time" in pairs.columns:
+        return _build_timed(pairs, users, vocab, drop_empty, n_input_tokens,
+                            vocabulary is not None)
     d = pairs.get_column("d").to_numpy()
     w = pairs.get_column("w").to_numpy()
     weight = pairs.get_column("weight").to_numpy()
@@ -278,6 +300,29 @@ def _build(frame: pl.DataFrame, vocabulary, drop_empty: bool, users=None) -> Cor
                         n_input=n_input_tokens, vocabulary_given=vocabulary is not None)
     return Corpus(corpus.indptr, corpus.words, np.asarray(users)[corpus.user_ids],
                   vocab.to_numpy(), corpus.n_dropped_users, corpus.n_dropped_tokens)
+
+
+def _build_timed(pairs: pl.DataFrame, users, vocab: pl.Series, drop_empty: bool,
+                 n_input: int, vocabulary_given: bool) -> Corpus:
+    """Tokens with times: rows sorted by (user, item, time), each expanded to ``weight``
+    tokens of its time; the same ``words`` as the untimed path (a polars sort, not the
+    counting sort: O(n log n) in rows)."""
+    pairs = pairs.filter(pl.col("weight") > 0).sort(["d", "w", "time"])
+    weight = pairs.get_column("weight").to_numpy()
+    lengths = np.bincount(pairs.get_column("d").to_numpy(), weights=weight,
+                          minlength=len(users)).astype(np.int64)
+    keep = lengths > 0 if drop_empty else np.ones(len(users), dtype=bool)
+    indptr = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+    np.cumsum(lengths[keep], out=indptr[1:])
+    words = np.repeat(pairs.get_column("w").to_numpy().astype(np.int32), weight)
+    times = np.repeat(pairs.get_column("time").to_numpy().astype(np.int64), weight)
+    if words.shape[0] == 0 and drop_empty:
+        raise ValueError("the corpus is empty: no user has a token with a positive weight"
+                         + (" and a known item" if vocabulary_given else "")
+                         + "; check the filters and the weight column")
+    return Corpus(indptr, np.ascontiguousarray(words), np.asarray(users)[keep],
+                  vocab.to_numpy(), int((~keep).sum()), n_input - words.shape[0],
+                  times=np.ascontiguousarray(times))
 
 
 def _writable(values, dtype) -> np.ndarray:
@@ -341,4 +386,4 @@ def _relabel_users(corpus: Corpus, user_ids: np.ndarray) -> Corpus:
     """Replace row-number user ids by the caller's ids (rows kept by ``_build``)."""
     kept = corpus.user_ids.astype(np.int64)
     return Corpus(corpus.indptr, corpus.words, np.asarray(user_ids)[kept], corpus.item_ids,
-                  corpus.n_dropped_users, corpus.n_dropped_tokens)
+                  corpus.n_dropped_users, corpus.n_dropped_tokens, corpus.times)

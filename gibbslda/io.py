@@ -41,6 +41,7 @@ SCHEMA_VERSION = 1
 _LATER_PARAMS = ("heldout_users",)
 FORMAT = "gibbslda-model"
 _ARRAYS = ("indptr", "words", "z", "alpha", "rng", "loglik")
+_OPTIONAL = ("times",)  # event times of the tokens, when the corpus had them
 _KIND = "a gibbslda model folder"
 # the training history (``LDA.loglik_``): one row per evaluated sweep
 HISTORY_DTYPE = np.dtype([("iteration", np.int64), ("seconds", np.float64),
@@ -108,8 +109,10 @@ def save(model, path, *, extra=None) -> Path:
     }
 
     def write(tmp: Path) -> None:
+        times = model.corpus_.times
         np.savez(tmp / "arrays.npz", indptr=state.indptr, words=state.words, z=state.z,
-                 alpha=state.alpha, rng=state.rng, loglik=model.loglik_)
+                 alpha=state.alpha, rng=state.rng, loglik=model.loglik_,
+                 **({"times": times} if times is not None else {}))
         pl.DataFrame({"user_id": model.user_ids_}).write_parquet(tmp / "users.parquet")
         pl.DataFrame({"item_id": model.item_ids_}).write_parquet(tmp / "items.parquet")
         for name, frame in extra.items():
@@ -158,7 +161,7 @@ def read(path) -> Saved:
         rng=arrays["rng"], sampler=fitted["sampler"], n_shards=fitted["n_shards"],
         mh_steps=fitted["mh_steps"])
     corpus = Corpus(arrays["indptr"], arrays["words"], users, items,
-                    n_dropped_users=fitted.get("n_dropped_users", 0))
+                    n_dropped_users=fitted.get("n_dropped_users", 0), times=arrays.get("times"))
     return Saved(path, meta.get("params"), fitted, state, corpus, int(fitted["n_iter"]),
                  float(fitted["seconds"]), int(fitted["seed_entropy"]), arrays["loglik"])
 
@@ -230,7 +233,8 @@ def _read_arrays(file: Path) -> dict:
             missing = [name for name in _ARRAYS if name not in npz.files]
             if missing:
                 raise ModelFileError(f"{file} lacks arrays {missing}; the folder is damaged")
-            return {name: np.ascontiguousarray(npz[name]) for name in _ARRAYS}
+            return {name: np.ascontiguousarray(npz[name]) for name in _ARRAYS + _OPTIONAL
+                    if name in npz.files}
     except ModelFileError:
         raise
     except ValueError as exc:
@@ -287,8 +291,11 @@ def _check_shapes(path: Path, a: dict, fitted: dict, users, items) -> None:
         "z": ((fitted["n_tokens"],), np.int32),
         "alpha": ((fitted["n_topics"],), np.float64),
         "loglik": (None, HISTORY_DTYPE),
+        "times": ((fitted["n_tokens"],), np.int64),
     }
     for name, (shape, dtype) in expected.items():
+        if name not in a:  # an optional array this folder does not hold
+            continue
         if (shape is not None and a[name].shape != shape) or a[name].dtype != dtype:
             raise ModelFileError(f"{path}: array {name!r} has shape {a[name].shape} and "
                                  f"dtype {a[name].dtype}, expected {shape} {np.dtype(dtype)}")

@@ -29,8 +29,10 @@ class Prepared:
     Attributes
     ----------
     tokens : polars.DataFrame (n_pairs rows)  ``user`` and ``word`` indices (Int32),
-        ``count`` tokens (Int64, > 0), ``first_seen`` (Datetime[us], null without
-        timestamps) and ``part`` (the name of its part); sorted by user, word.
+        ``count`` tokens (Int64, > 0), ``first_seen`` and ``last_seen`` (Datetime[us], the
+        pair's first and latest event, null without timestamps; folders written before
+        ``last_seen`` existed have ``first_seen`` only) and ``part`` (the name of its
+        part); sorted by user, word.
     users : polars.DataFrame (n_users rows)  ``user`` index and original ``user_id``
         (its pseudonym when prepared with ``pseudonym_key``; users then in pseudonym order).
     words : polars.DataFrame (n_words rows)  ``word`` index, original ``word_id`` (an item
@@ -53,7 +55,9 @@ class Prepared:
 
         Users are those with tokens in the part, in index order (so ``"observed"`` and
         ``"hidden"`` list the same users); ``item_ids`` are all words, so every part
-        shares the training corpus's vocabulary.
+        shares the training corpus's vocabulary. When the log had times, each token's
+        time (``Corpus.times``) is its pair's ``last_seen`` (``first_seen`` in older
+        folders): times per (user, word) pair, not per event.
 
         Parameters
         ----------
@@ -64,7 +68,8 @@ class Prepared:
         -------
         Corpus
             ``indptr`` int64 (n_users_in_part + 1,), ``words`` int32 (tokens in the part,),
-            grouped by user and ordered by word index within a user.
+            grouped by user and ordered by word index within a user; ``times`` int64
+            microseconds or None.
         """
         if part not in self.parts:
             raise ValueError(f"no part {part!r}: this preparation has parts {list(self.parts)}")
@@ -75,9 +80,12 @@ class Prepared:
         np.cumsum(np.bincount(inverse, weights=counts, minlength=users.shape[0]).astype(np.int64),
                   out=indptr[1:])
         words = np.repeat(t.get_column("word").to_numpy().astype(np.int32), counts)
+        seen = t.get_column("last_seen" if "last_seen" in t.columns else "first_seen")
+        times = (None if seen.null_count() or t.height == 0 else
+                 np.repeat(seen.cast(pl.Int64).to_numpy(), counts))
         return Corpus(indptr, np.ascontiguousarray(words),
                       self.users.get_column("user_id").to_numpy()[users],
-                      self.words.get_column("word_id").to_numpy())
+                      self.words.get_column("word_id").to_numpy(), times=times)
 
     def corpora(self) -> dict[str, Corpus]:
         """Every part as a Corpus, keyed by part name (see :meth:`corpus`)."""

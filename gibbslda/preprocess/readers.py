@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
+from gibbslda import _times
+
 _SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".data", ".parquet", ".pq", ".ndjson", ".jsonl")
 _I64, _STR = pl.Int64, pl.String
 # Fixed layouts: raw column names (and their dtypes when read from text) in file order.
@@ -240,23 +242,12 @@ def _mapped(e: pl.Expr, mapping: dict, default: pl.Expr) -> pl.Expr:
 
 def _time(lf, e: pl.Expr, dtype, col: str, schema, unit: str | None) -> pl.Expr:
     """Times as naive UTC Datetime[us]; integers are unix times, floats unix seconds."""
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is not None:
-            e = e.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return e.cast(pl.Datetime("us"))
-    if dtype == pl.Date:
-        return e.cast(pl.Datetime("us"))
-    if dtype.is_integer():
-        if unit is None:  # seconds, ms, us or ns since 1970, told apart by magnitude
-            top = lf.head(10_000).select(e.abs().max()).collect().item() or 0
-            unit = "s" if top < 1e11 else "ms" if top < 1e14 else "us" if top < 1e17 else "ns"
-        return pl.from_epoch(e.cast(pl.Int64), time_unit=unit).cast(pl.Datetime("us"))
-    if dtype.is_float():
-        return pl.from_epoch((e * 1e6).round().cast(pl.Int64), time_unit="us")
-    if dtype == pl.String:
-        return (e.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-                .dt.replace_time_zone(None))
-    raise _mistyped(col, "timestamp", dtype, schema, "datetimes, ISO strings or unix times")
+    out = _times.datetime_expr(
+        e, dtype, magnitude=lambda: lf.head(10_000).select(e.abs().max()).collect().item(),
+        unit=unit)
+    if out is None:
+        raise _mistyped(col, "timestamp", dtype, schema, _times.WHAT)
+    return out
 
 
 def _retail(e: pl.Expr, dtype, role: str) -> pl.Expr:

@@ -168,7 +168,8 @@ def _pairs_query(lf: pl.LazyFrame, has: set, keys: list, packed: bool,
                          if "event" in has else pl.lit(1, dtype=pl.Int64))
     if opts["dedupe"] == "event":  # each (user, item, event) once: one unit of its weight
         lf = lf.group_by(*keys, "event").agg(w.first(), *(
-            [pl.col("timestamp").min()] if "timestamp" in has else []))
+            [pl.col("timestamp").min(), pl.col("timestamp").max().alias("_latest")]
+            if "timestamp" in has else []))
         tokens = w
     elif "quantity" in has:  # a negative quantity subtracts: w q; a negative weight: -|w| |q|
         tokens = pl.when(w > 0).then(w * pl.col("quantity")).otherwise(
@@ -179,7 +180,8 @@ def _pairs_query(lf: pl.LazyFrame, has: set, keys: list, packed: bool,
     if opts["dedupe"] == "item":
         aggs.append(pl.when(w > 0).then(w).max().alias("best"))
     if "timestamp" in has:
-        aggs.append(pl.col("timestamp").min().alias("first"))
+        latest = "_latest" if opts["dedupe"] == "event" else "timestamp"
+        aggs += [pl.col("timestamp").min().alias("first"), pl.col(latest).max().alias("last")]
     by = [(pl.col("user") * 2**32 + pl.col("item")).alias("_key")] if packed else keys
     return lf.with_columns(_t=tokens).group_by(by).agg(aggs)
 
@@ -193,7 +195,8 @@ def _capped(p: pl.DataFrame, key_columns: list, timed: bool, opts: dict):
     tallies = {"read": p.height, **{k: int(v) for k, v in p.select(
         (pl.col("net") <= 0).sum().alias("not_positive"),
         (raw - count).sum().alias("tokens_removed_by_cap")).row(0, named=True).items()}}
-    return p.lazy().select(*key_columns, count.alias("count"), *(["first"] if timed else [])
+    return p.lazy().select(*key_columns, count.alias("count"),
+                           *(["first", "last"] if timed else [])
                            ).filter(pl.col("count") > 0).collect(), tallies
 
 
@@ -209,7 +212,8 @@ def _to_words(p: pl.DataFrame, cats, opts: dict, tallies: dict):
     lost = p.filter(pl.col("category").is_null())
     tallies |= {"without_category": lost.height,
                 "tokens_without_category": int(lost["count"].sum())}
-    aggs = [pl.col("count").sum()] + ([pl.col("first").min()] if "first" in p.columns else [])
+    aggs = [pl.col("count").sum()] + ([pl.col("first").min(), pl.col("last").max()]
+                                      if "first" in p.columns else [])
     return (p.filter(pl.col("category").is_not_null()).group_by("user", "category").agg(aggs)
             .rename({"category": "word"})), tallies
 
@@ -236,7 +240,7 @@ def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
     """k-core filter, index users and words in sorted id order, split, assemble.
 
     ``p`` (user, word, count[, first]) is consumed (see :func:`_codes`)."""
-    user_ids, word_ids, u, w, count, first = _codes(p, opts["_pseudonym_key"])
+    user_ids, word_ids, u, w, count, first, last = _codes(p, opts["_pseudonym_key"])
     keep, rounds = _kcore(u, w, user_ids.len(), word_ids.len(), opts["min_user_items"],
                           opts["min_item_users"])
     kept_users = np.bincount(u[keep], minlength=user_ids.len()) > 0
@@ -253,13 +257,17 @@ def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
     if not keep.all():
         u = (np.cumsum(kept_users) - 1).astype(np.int32)[u[keep]]
         w = (np.cumsum(kept_words) - 1).astype(np.int32)[w[keep]]
-        count, first = count[keep], None if first is None else first[keep]
+        count = count[keep]
+        first, last = (None, None) if first is None else (first[keep], last[keep])
     part, names, detail = _split(u, first, opts["_split"], opts["seed"])
     tokens = pl.DataFrame({
         "user": u, "word": w, "count": count,
         "first_seen": (pl.Series(first) if first is not None else
                        pl.repeat(None, u.shape[0], dtype=pl.Int64, eager=True)
                        ).cast(pl.Datetime("us")),
+        "last_seen": (pl.Series(last) if last is not None else
+                      pl.repeat(None, u.shape[0], dtype=pl.Int64, eager=True)
+                      ).cast(pl.Datetime("us")),
         "part": pl.Series(names, dtype=pl.String).gather(part)})
     words = pl.DataFrame({"word": np.arange(word_ids.len(), dtype=np.int32),
                           "word_id": word_ids,
@@ -284,7 +292,7 @@ def _index_filter_split(p: pl.DataFrame, label_map, table_labels, opts: dict,
 
 def _codes(p: pl.DataFrame, key: bytes | None):
     """Sorted user and word ids, and the pairs as arrays (user and word indices int32,
-    counts int64, first-seen microseconds or None) sorted by user, word.
+    counts int64, first- and last-seen microseconds or None) sorted by user, word.
 
     ``p`` is consumed: each column is dropped from it once read, so the pairs are never
     held twice (the frame and the arrays). With a ``key`` the user ids are the users'
@@ -311,9 +319,9 @@ def _codes(p: pl.DataFrame, key: bytes | None):
     u, w = (pair // n_words).astype(np.int32), (pair % n_words).astype(np.int32)
     del pair
     count = p.drop_in_place("count").to_numpy().astype(np.int64, copy=False)[order]
-    first = (p.drop_in_place("first").cast(pl.Int64).to_numpy()[order]
-             if "first" in p.columns else None)
-    return user_ids, word_ids, u, w, count, first
+    first, last = ((p.drop_in_place(c).cast(pl.Int64).to_numpy()[order]
+                    for c in ("first", "last")) if "first" in p.columns else (None, None))
+    return user_ids, word_ids, u, w, count, first, last
 
 
 def _part_summary(u, w, count, mask) -> dict:

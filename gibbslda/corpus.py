@@ -72,14 +72,18 @@ class Corpus:
                 + (", timed" if self.times is not None else "") + ")")
 
     def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The users x items count matrix as a CSR triplet (indptr, indices, data)."""
-        users = np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths)
-        keys = users * max(self.n_items, 1) + self.words
-        uniq, data = np.unique(keys, return_counts=True)
-        rows = uniq // max(self.n_items, 1)
-        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
-        return indptr, (uniq % max(self.n_items, 1)).astype(np.int32), data.astype(np.int64)
+        """The users x items count matrix as a CSR triplet (indptr, indices, data).
+
+        Tokens are grouped by user and ordered by item within a user, so the entries are
+        the runs of equal items: one linear pass, no sort."""
+        words = self.words
+        starts = np.ones(words.shape[0], dtype=bool)
+        starts[1:] = words[1:] != words[:-1]
+        starts[self.indptr[:-1][self.lengths > 0]] = True  # a user's first token starts a run
+        first = np.flatnonzero(starts)
+        data = np.diff(np.append(first, words.shape[0])).astype(np.int64)
+        indptr = np.searchsorted(first, self.indptr).astype(np.int64)
+        return indptr, words[first].astype(np.int32), data
 
     @classmethod
     def from_frame(cls, df, *, user: str = "user_id", item: str = "item_id",

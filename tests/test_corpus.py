@@ -151,3 +151,21 @@ def test_object_id_arrays_join(tmp_path):
     unknown = Corpus.from_lists([["zzz"]], vocabulary=items, drop_empty=False)
     assert unknown.n_tokens == 0  # an empty object array of ids is what broke the join
     assert unknown.with_vocabulary(items).n_users == 1
+
+
+def test_counts_are_each_users_distinct_items_and_repeats():
+    """Against np.unique per user (a different method than the one-pass run lengths),
+    on random corpora with empty users kept, one-item users and repeats."""
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        lists = [list(rng.integers(0, rng.integers(1, 9), rng.integers(0, 6)))
+                 for _ in range(rng.integers(1, 30))]
+        lists[0] = lists[0] or [1]
+        corpus = Corpus.from_lists(lists, drop_empty=bool(trial % 2))
+        indptr, indices, data = corpus.counts()
+        assert indptr.shape == (corpus.n_users + 1,) and indptr[-1] == indices.shape[0]
+        for u in range(corpus.n_users):
+            items, repeats = np.unique(corpus.words[corpus.indptr[u]:corpus.indptr[u + 1]],
+                                       return_counts=True)
+            np.testing.assert_array_equal(indices[indptr[u]:indptr[u + 1]], items)
+            np.testing.assert_array_equal(data[indptr[u]:indptr[u + 1]], repeats)

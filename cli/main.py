@@ -12,8 +12,8 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from gibbslda.cli import (demo, evaluate, info, prepare, recommend, report, select_k, topics,
-                          train, users)
+from gibbslda.cli import (demo, evaluate, forecast, info, prepare, recommend, report,
+                          select_k, topics, train, trends, update, users)
 
 DEBUG_ENV = "GIBBSLDA_DEBUG"
 
@@ -61,8 +61,10 @@ def main(
 for _module, _name in ((prepare, "prepare"), (train, "train"), (topics, "topics"),
                        (users, "users"), (info, "info"), (report, "report"),
                        (recommend, "recommend"), (evaluate, "evaluate"),
-                       (select_k, "select_k"), (demo, "demo")):
+                       (select_k, "select_k"), (demo, "demo"), (trends, "trends"),
+                       (forecast, "forecast"), (update, "update")):
     app.command(_name.replace("_", "-"), epilog=_module.EXAMPLE)(getattr(_module, _name))
+app.command("forecast-eval", epilog=forecast.EVAL_EXAMPLE)(forecast.forecast_eval)
 
 
 def run() -> None:

@@ -5,7 +5,8 @@
 - :func:`topic_summary`: per interest, how many users have it as their main one, its
   share of the tokens, its expected number of users and its top items.
 - :func:`demand`: expected demand per item, sum over users of p(item | user), and per
-  category.
+  category: a static share, with no time in it (forecasts over time:
+  :mod:`gibbslda.demand`).
 - :func:`topic_labels`: a short name per interest from its items' titles or categories;
   :func:`name_topics` does the naming from texts aligned with the items, and is the one
   way gibbslda names topics (the report and the command line call it too);

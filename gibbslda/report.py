@@ -30,7 +30,8 @@ MAX_MARKERS = 60      # points drawn as dots up to this many per line
 
 
 def write_report(model, path, *, item_labels=None, n_items: int = 10, n_users: int = 200,
-                 title: str | None = None) -> Path:
+                 title: str | None = None, events=None, freq: str = "1w", horizon: int = 8,
+                 columns: Mapping | None = None) -> Path:
     """Write :func:`render_report` to ``path`` atomically (a temporary file, fsync'd, then
     renamed; :mod:`gibbslda._files`).
 
@@ -43,7 +44,8 @@ def write_report(model, path, *, item_labels=None, n_items: int = 10, n_users: i
     """
     _files.check_file(path)
     text = render_report(model, item_labels=item_labels, n_items=n_items, n_users=n_users,
-                         title=title)
+                         title=title, events=events, freq=freq, horizon=horizon,
+                         columns=columns)
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -53,7 +55,8 @@ def write_report(model, path, *, item_labels=None, n_items: int = 10, n_users: i
 
 
 def render_report(model, *, item_labels=None, n_items: int = 10, n_users: int = 200,
-                  title: str | None = None) -> str:
+                  title: str | None = None, events=None, freq: str = "1w", horizon: int = 8,
+                  columns: Mapping | None = None) -> str:
     """The report of a fitted :class:`~gibbslda.LDA` as one HTML document.
 
     Parameters
@@ -69,6 +72,12 @@ def render_report(model, *, item_labels=None, n_items: int = 10, n_users: int = 
         Users embedded in the explorer: the heaviest (most tokens; ties by index).
     title : str, optional
         Page title (default: "gibbslda report: K interests").
+    events, freq, horizon, columns : optional
+        Interest trends per ``freq`` period are drawn from the model's token times (when
+        its corpus has them) or, given, from ``events`` (a frame; ``columns`` maps
+        user, item and time to its column names, as :func:`gibbslda.demand.forecast`
+        takes them); with ``events``, a forecast section too: history and ``horizon``
+        periods of forecast, with intervals, of the top interests and items.
 
     Returns
     -------
@@ -97,6 +106,8 @@ def render_report(model, *, item_labels=None, n_items: int = 10, n_users: int = 
             "<h2>Interests</h2>", '<div class="cards">',
             *(_topic_card(k, topic_labels[k], top[k], phi[k], labels, model.item_ids_,
                           token_share[k], user_share[k]) for k in order), "</div>"]
+    body.extend(_time_sections(model, events, freq, horizon, dict(columns or {}),
+                               topic_labels, labels))
     if n_users:
         body.append(_explorer(model, theta, labels, topic_labels, n_users))
     return _page(title, "\n".join(body))
@@ -136,6 +147,73 @@ def _explorer_data(model, theta, labels, topic_labels, n_users: int) -> dict:
                      "items": [str(labels[w]) for w in often]})
     return {"topics": topic_labels, "max_bars": USER_BARS, "min_share": USER_MIN_SHARE,
             "users": rows}
+
+
+# -- trends and forecasts -------------------------------------------------------------------
+TREND_TOPICS = 6      # interests drawn in the trends plot
+FORECAST_SERIES = 3   # interests, and items, drawn with their forecast
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def _time_sections(model, events, freq, horizon, columns, topic_labels, labels) -> list[str]:
+    """The trends plot (from the token times or the events) and, with events, the
+    forecast plots; nothing when there are no times."""
+    import polars as pl
+
+    from gibbslda import demand, trends
+
+    if events is None and model.corpus_.times is None:
+        return []
+    table = trends.interest_trends(model, events, freq=freq, **columns)
+    starts = table.get_column("period").unique().sort()
+    share = table.get_column("share").to_numpy().reshape(starts.len(), model.n_topics)
+    # complete periods with tokens only: a partial edge or an empty week is no share
+    shown = (table.get_column("complete").to_numpy()[::model.n_topics]
+             & (share.sum(axis=1) > 0))
+    shown = shown if shown.any() else share.sum(axis=1) > 0
+    starts, share = starts.filter(pl.Series(shown)), share[shown]
+    days = (starts - starts[0]).dt.total_days().to_numpy().astype(float)
+    order = top_k(share.sum(axis=0)[None, :], min(TREND_TOPICS, model.n_topics))[0]
+    since = f"days since {starts[0].date()}"
+    out = ["<h2>Interest trends</h2>", "<p>Share of each complete period's tokens "
+           "explained by the largest interests" + (
+               " (a prepared corpus has one time per user-item pair: its last event)"
+               if events is None else "") + ".</p>", _line_chart([(f"#{k} {topic_labels[k]}"[:24], days, share[:, k],
+                                    PALETTE[i % len(PALETTE)]) for i, k in enumerate(order)],
+                                  x_label=since, y_label="share of tokens",
+                                  title=f"Interest trends per {freq}")]
+    if events is None:
+        return out
+    ev = trends.read_events(model, events, **columns)
+    fit = demand.fit_forecast(model, ev, demand._complete(trends.period_grid(ev.time, freq)),
+                              horizon=horizon)
+    t0 = fit.periods.starts[0]
+    since = f"days since {fit.periods.datetimes()[0].date()}"
+    x_hist = (fit.periods.starts - t0) / 86_400e6
+    x_next = (fit.future - t0) / 86_400e6
+    items = top_k(fit.item_forecast.sum(axis=1)[None, :],
+                  min(FORECAST_SERIES, fit.item_forecast.shape[0]))[0]
+    big = top_k(fit.interest_forecast.sum(axis=1)[None, :],
+                min(FORECAST_SERIES, model.n_topics))[0]
+    history = fit.history.items(model.corpus_.n_items, 0, fit.periods.n)
+    charts = [_forecast_chart(f"#{k} {topic_labels[k]}", x_hist, fit.history.interest[k],
+                              x_next, fit.interest_forecast[k], fit.interest_lower[k],
+                              fit.interest_upper[k], since) for k in big]
+    charts += [_forecast_chart(str(labels[w]), x_hist, history[w], x_next,
+                               fit.item_forecast[w], fit.item_lower[w], fit.item_upper[w],
+                               since) for w in items]
+    return out + ["<h2>Demand forecast</h2>", f"<p>{horizon} periods of {freq} ahead, "
+                  f"with {fit.coverage:.0%} prediction intervals: the largest interests, "
+                  "then the largest items (gibbslda.demand).</p>",
+                  '<div class="charts">', *charts, "</div>"]
+
+
+def _forecast_chart(name, x_hist, y_hist, x_next, f, lower, upper, since) -> str:
+    return _line_chart([("history", x_hist, y_hist, TRAIN_COLOR),
+                        ("forecast", x_next, f, HELDOUT_COLOR),
+                        ("lower", x_next, lower, "#bbbbbb"),
+                        ("upper", x_next, upper, "#bbbbbb")],
+                       x_label=since, y_label="events per period", title=name[:60])
 
 
 # -- HTML pieces ---------------------------------------------------------------------------

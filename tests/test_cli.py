@@ -56,7 +56,7 @@ def _parses(argv: list[str]) -> None:
 
 # -- help, version ------------------------------------------------------------------------
 COMMANDS = ["prepare", "train", "topics", "users", "info", "report", "recommend", "evaluate",
-            "select-k", "demo"]
+            "select-k", "demo", "trends", "forecast", "forecast-eval", "update"]
 
 
 @pytest.mark.parametrize("args", [["--help"], *([c, "--help"] for c in COMMANDS)])

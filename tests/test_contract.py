@@ -1,7 +1,7 @@
 """One contract for every way to get a fitted LDA (STYLE.md, Tests).
 
 ``WAYS`` lists the ways: each sampler, sharded, learned priors, resumed, stopped and
-resumed, saved and loaded, distributed. Every check below runs on every way; a new way
+resumed, saved and loaded, updated, distributed. Every check below runs on every way; a new way
 of getting a fitted model is one factory added to the list, and gets every check for free
 (as implicit's ``RecommenderBaseTestMixin`` does for every recommender).
 
@@ -114,6 +114,19 @@ def loaded(corpus, env):
     return LDA.load(folder)
 
 
+def updated(corpus, env):
+    """Fitted on the first 40 users (over the whole vocabulary), then the other 20 users
+    added by one update: the same corpus, users in the same order."""
+    ids = np.asarray(corpus.user_ids)
+    lists = [list(corpus.item_ids[corpus.words[a:b]])
+             for a, b in zip(corpus.indptr[:-1], corpus.indptr[1:])]
+    first = Corpus.from_lists(lists[:40], user_ids=ids[:40], vocabulary=corpus.item_ids)
+    model = _lda(sampler="sparse").fit(first)
+    model.update(Corpus.from_lists(lists[40:], user_ids=ids[40:]), n_iter=5)
+    assert model.last_update_.users_added == 20  # the update did add them
+    return model
+
+
 def distributed(corpus, env):
     from gibbslda import DistributedLDA
 
@@ -134,8 +147,7 @@ class Way:
 
 WAYS = [Way(dense), Way(sparse), Way(mh), Way(warp), Way(sharded), Way(sharded_two_threads),
         Way(auto_priors), Way(resumed), Way(stopped_and_resumed), Way(loaded),
-        # updated: when LDA.update(new users) exists, a way that fits on part of the users
-        # and updates with the rest goes here.
+        Way(updated, refit_from_params=False),
         Way(distributed, refit_from_params=False)]
 
 

@@ -15,7 +15,8 @@ CORE = ("gibbslda._kernels", "gibbslda._rng", "gibbslda.packed", "gibbslda.sampl
         "gibbslda.model", "gibbslda.io", "gibbslda.layout", "gibbslda.heldout",
         "gibbslda.scores", "gibbslda.fitted")
 APPLICATIONS = ("gibbslda.preprocess", "gibbslda.recommend", "gibbslda.profiles",
-                "gibbslda.report", "gibbslda.demand", "gibbslda.cli")
+                "gibbslda.report", "gibbslda.demand", "gibbslda.demand_eval",
+                "gibbslda.cli")
 
 
 def _modules() -> dict[str, Path]:

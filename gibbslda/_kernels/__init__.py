@@ -5,7 +5,9 @@
 - :mod:`.neighbours`: sparse co-occurrence counting for the item-kNN and EASE baselines;
 - :mod:`.layout`: counting sorts: a corpus's tokens, the shard cells, the item-major
   order, the packed rows;
-- :mod:`.heldout`: held-out document completion from a model's counts.
+- :mod:`.heldout`: held-out document completion from a model's counts;
+- :mod:`.update`: incremental updates: first topics of new tokens, uniform draws.
+- :mod:`.demand`: demand forecasts: events split over interests by p(k | user, item).
 
 Each module calls only its own kernels, on purpose: numba's on-disk cache (``cache=True``)
 invalidates a cached function when its own source file changes, not when a kernel it

@@ -145,6 +145,9 @@ def prepare(source, *, format: str = "generic", user: str | None = None,
     opts["_pseudonym_key"] = _pseudonym_key(pseudonym_key)
     names = {"user": user, "item": item, "event": event, "timestamp": timestamp,
              "quantity": quantity, "category": category, "label": labels}
+    # the column names given, recorded so that later reads of new events (update) match
+    opts["columns"] = {("labels" if k == "label" else k): v for k, v in names.items()
+                       if isinstance(v, str)}
     raw, where = _open(source, format)
     lf = _canonical(raw, format, names, where)
     cats = None if category is None or isinstance(category, str) else _table(category, "category")

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from gibbslda.cli.common import Json, Model, output_option
-from gibbslda.cli.trends import EventColumn, Format, Freq, ItemColumn, TimeColumn, UserColumn
+from gibbslda.cli.trends import (CategoryColumn, EventColumn, Format, Freq, ItemColumn,
+                                 TimeColumn, UserColumn)
 
 EXAMPLE = ("Example: `gibbslda forecast model events.csv --freq 1w --horizon 8 "
            "-o forecast.parquet`")
@@ -38,6 +39,7 @@ def forecast(
     item: ItemColumn = None,
     timestamp: TimeColumn = None,
     event: EventColumn = None,
+    category: CategoryColumn = None,
     categories: Categories = None,
     output: Annotated[Optional[Path], output_option(
         "Write the forecast (.parquet, .csv or .json).")] = None,
@@ -53,7 +55,7 @@ def forecast(
 
     model, _ = load_model(model_path)
     log = read_log_with(model, events, format, user, item, timestamp, categories,
-                        event)
+                        event, category)
     table = run(model, log["events"], freq=freq, horizon=horizon, level=level,
                 user="user", item="item", time="timestamp", coverage=coverage,
                 categories=log["categories"])
@@ -82,6 +84,7 @@ def forecast_eval(
     item: ItemColumn = None,
     timestamp: TimeColumn = None,
     event: EventColumn = None,
+    category: CategoryColumn = None,
     categories: Categories = None,
     output: Annotated[Optional[Path], output_option(
         "Write the scores (.parquet, .csv or .json).")] = None,
@@ -103,7 +106,7 @@ def forecast_eval(
 
     model, _ = load_model(model_path)
     log = read_log_with(model, events, format, user, item, timestamp, categories,
-                        event)
+                        event, category)
     result = evaluate_forecast(model, log["events"], freq=freq, horizon=horizon,
                                user="user", item="item", time="timestamp",
                                coverage=coverage, categories=log["categories"])
@@ -125,11 +128,12 @@ def forecast_eval(
 
 
 def read_log_with(model, events: Path, fmt, user, item, timestamp, categories,
-                  event=None) -> dict:
+                  event=None, category=None) -> dict:
     """:func:`gibbslda.cli.trends.read_log`, with a category table when given."""
     from gibbslda.cli.trends import read_log
 
-    log = read_log(model, events, fmt, user, item, timestamp, events=event)
+    log = read_log(model, events, fmt, user, item, timestamp, events=event,
+                   category=category)
     if categories is not None:
         from gibbslda.preprocess.readers import _open, _table
 

@@ -78,8 +78,9 @@ def prepare(
         typer.echo(json.dumps(prepared.summary | {"peak_rss_bytes": peak}, default=str))
         return
     train = prepared.summary["parts"][prepared.parts[0]]
+    words = "categories" if word == "category" else f"{word}s"
     typer.echo(f"{output}: {train['users']:,} users, {prepared.words.height:,} "
-               f"{word}s, {train['tokens']:,} training tokens; parts "
+               f"{words}, {train['tokens']:,} training tokens; parts "
                f"{', '.join(prepared.parts)}"
                + ("" if peak is None else f"; peak memory {peak / 2**30:.2f} GiB"))
 

@@ -23,6 +23,9 @@ ItemColumn = Annotated[Column, typer.Option(help="Generic: item id column.")]
 TimeColumn = Annotated[Column, typer.Option(help="Generic: time column.")]
 EventColumn = Annotated[Column, typer.Option(
     help="Generic: behaviour column (its 'return' rows are left out).")]
+CategoryColumn = Annotated[Column, typer.Option(
+    help="Generic: item category column (for a model trained on categories, or for "
+         "category-level forecasts).")]
 
 
 def trends(
@@ -37,6 +40,7 @@ def trends(
     item: ItemColumn = None,
     timestamp: TimeColumn = None,
     event: EventColumn = None,
+    category: CategoryColumn = None,
     output: Annotated[Optional[Path], output_option(
         "Write the long table (.parquet, .csv or .json).")] = None,
     as_json: Json = False,
@@ -54,7 +58,8 @@ def trends(
     model, names = load_model(model_path)
     labels = name_topics(model, names, n=2)
     frame = None if events is None else read_log(model, events, format, user, item,
-                                                  timestamp, events=event)["events"]
+                                                  timestamp, events=event,
+                                                  category=category)["events"]
     table = interest_trends(model, frame, freq=freq, labels=labels, user="user",
                             item="item", time="timestamp")
     if output is not None:
@@ -69,7 +74,8 @@ def trends(
         show_table(wide, title=f"share of tokens per interest and {freq} period")
 
 
-def read_log(model, path: Path, fmt: str, user, item, timestamp, *, events=None) -> dict:
+def read_log(model, path: Path, fmt: str, user, item, timestamp, *, events=None,
+             category=None) -> dict:
     """An events file as canonical columns (user, item, timestamp, category when the
     layout has one), returns dropped; its item column is the one whose ids the model
     knows: the item, or the category for a model trained on categories
@@ -84,7 +90,7 @@ def read_log(model, path: Path, fmt: str, user, item, timestamp, *, events=None)
     if fmt == "generic":
         timestamp = timestamp or "timestamp"
     names = {"user": user, "item": item, "timestamp": timestamp, "event": events,
-             "category": None}
+             "category": category}
     lf = _canonical(raw, fmt, names, where)
     schema = lf.collect_schema()
     if "timestamp" not in schema:
@@ -107,7 +113,8 @@ def read_log(model, path: Path, fmt: str, user, item, timestamp, *, events=None)
                           .unique("item", keep="first", maintain_order=True))
     if hits == 0:
         raise ValueError(f"no event of {where} names an item of the model: check --format "
-                         "and --item (ids must be those the model was trained on)")
+                         "and --item, or --category for a model of categories (ids must "
+                         "be those the model was trained on)")
     users = pl.Series(model.user_ids_).cast(pl.String).implode()
     if not frame.get_column("user").cast(pl.String).is_in(users).any():
         typer.echo("gibbslda: no user of the events is a training user of the model (a "

@@ -222,6 +222,38 @@ def test_forecast_and_forecast_eval_commands(seasonal, tmp_path):
     assert "warning" not in result.stderr  # trained before the cutoff
 
 
+def test_commands_read_named_event_and_category_columns(seasonal, tmp_path):
+    """A generic log whose columns have other names: --event drops its returns, and
+    --category finds the words of a model trained on categories (prepare --word category);
+    without --category no event names a word of that model: a one-line error."""
+    events, _ = seasonal
+    log = events.with_columns(cat_id=("c" + (pl.col("item_id").cast(pl.Int64) // 5)
+                                      .cast(pl.String)), kind=pl.lit("purchase"))
+    returns = log.head(50).with_columns(kind=pl.lit("return"))
+    pl.concat([log, returns]).rename({"timestamp": "when"}).write_csv(tmp_path / "log.csv")
+    runner = CliRunner()
+    for argv in (["prepare", str(tmp_path / "log.csv"), "--event", "kind", "--timestamp",
+                  "when", "--category", "cat_id", "--word", "category", "-o",
+                  str(tmp_path / "prepared")],
+                 ["train", str(tmp_path / "prepared"), "-o", str(tmp_path / "model"), "-k",
+                  str(N_TOPICS), "--iterations", "20"]):
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, result.output
+    common = [str(tmp_path / "model"), str(tmp_path / "log.csv"), "--timestamp", "when",
+              "--freq", "1d"]
+    result = runner.invoke(app, ["trends", *common, "--event", "kind", "--category",
+                                 "cat_id", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert sum(r["tokens"] for r in rows) == pytest.approx(log.height)  # returns left out
+    result = runner.invoke(app, ["forecast-eval", *common, "--horizon", "7", "--category",
+                                 "cat_id", "--json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["forecast-eval", *common, "--horizon", "7"])
+    assert "names an item of the model" in str(result.exception)
+    assert "--category" in str(result.exception)
+
+
 def test_report_draws_trends_and_forecasts(seasonal):
     from gibbslda.report import FORECAST_SERIES, render_report
 

@@ -198,6 +198,11 @@ def _train_here(model, data, output: Path, resume: bool, checkpoint_every: int, 
             _say(err, show, f"Training {model.n_topics} interests on "
                  f"{data['corpus'].n_tokens:,} tokens of {data['corpus'].n_users:,} users")
             model.fit(data["corpus"], callback=display, heldout=heldout)
+    from gibbslda import rankers  # the recommend default, saved with the model
+
+    _say(err, show, "Choosing the recommendation method on a validation split of the "
+         "training users")
+    rankers.choose(model, refresh=True)
     save()
 
 

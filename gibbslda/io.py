@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from gibbslda import _files
-from gibbslda import _validate, sampler as _sampler
+from gibbslda import _validate, posterior, sampler as _sampler, update as _update
 from gibbslda.corpus import Corpus
 from gibbslda.errors import ModelFileError
 
@@ -69,6 +69,7 @@ class Saved:
     seconds: float
     seed_entropy: int
     history: np.ndarray
+    ranking: tuple = (None, None)  # (ranking.npz arrays, ranking.json), when saved
 
 
 def save(model, path, *, extra=None) -> Path:
@@ -105,6 +106,7 @@ def save(model, path, *, extra=None) -> Path:
             "mh_steps": state.mh_steps,
             "seed_entropy": str(model.seed_entropy_),
             "n_dropped_users": int(model.corpus_.n_dropped_users),
+            **_update.fitted_fields(model),  # updates: their number, the decay's time
         },
     }
 
@@ -113,6 +115,11 @@ def save(model, path, *, extra=None) -> Path:
         np.savez(tmp / "arrays.npz", indptr=state.indptr, words=state.words, z=state.z,
                  alpha=state.alpha, rng=state.rng, loglik=model.loglik_,
                  **({"times": times} if times is not None else {}))
+        ranking, choice = posterior.saved(model)  # recommend's samples and choice
+        if ranking:
+            np.savez(tmp / "ranking.npz", **ranking)
+        if choice is not None:
+            (tmp / "ranking.json").write_text(json.dumps(choice, default=_plain))
         pl.DataFrame({"user_id": model.user_ids_}).write_parquet(tmp / "users.parquet")
         pl.DataFrame({"item_id": model.item_ids_}).write_parquet(tmp / "items.parquet")
         for name, frame in extra.items():
@@ -161,9 +168,27 @@ def read(path) -> Saved:
         rng=arrays["rng"], sampler=fitted["sampler"], n_shards=fitted["n_shards"],
         mh_steps=fitted["mh_steps"])
     corpus = Corpus(arrays["indptr"], arrays["words"], users, items,
-                    n_dropped_users=fitted.get("n_dropped_users", 0), times=arrays.get("times"))
+                    n_dropped_users=fitted.get("n_dropped_users", 0),
+                    times=arrays.get("times"))
     return Saved(path, meta.get("params"), fitted, state, corpus, int(fitted["n_iter"]),
-                 float(fitted["seconds"]), int(fitted["seed_entropy"]), arrays["loglik"])
+                 float(fitted["seconds"]), int(fitted["seed_entropy"]), arrays["loglik"],
+                 _read_ranking(path))
+
+
+def _read_ranking(path: Path) -> tuple:
+    """recommend's saved samples and choice (:mod:`gibbslda.posterior`); (None, None) in
+    folders without them (older ones)."""
+    arrays = choice = None
+    try:
+        if (path / "ranking.npz").is_file():
+            with np.load(path / "ranking.npz", allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        if (path / "ranking.json").is_file():
+            choice = json.loads((path / "ranking.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: ranking.npz / ranking.json unreadable ({exc}); the "
+                             "folder is damaged, save the model again") from exc
+    return arrays, choice
 
 
 def read_extra(path, name: str):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gibbslda import (_rng, heldout as _heldout, io, priors, sampler as _sampler,
-                      scores as _scores)
+from gibbslda import (_rng, heldout as _heldout, io, posterior, priors,
+                      sampler as _sampler, scores as _scores, update as _update)
 from gibbslda._validate import check_int as _check_int, check_priors as _check_priors
 from gibbslda.corpus import as_corpus
 from gibbslda.errors import ModelFileError, NotFittedError
@@ -183,6 +183,7 @@ class LDA(FittedAttributes):
         self.n_iter_ = 0
         self.seconds_ = 0.0
         self.loglik_ = np.zeros(0, dtype=HISTORY_DTYPE)
+        self.posterior_ = self.ranking_ = None  # sample averages; recommend's choice
         self._record(0.0)
         return self._run(self.n_iter, callback)
 
@@ -216,8 +217,20 @@ class LDA(FittedAttributes):
         """Fit, then return the training users' topic mix ``doc_topic_`` (D x K)."""
         return self.fit(X, callback=callback).doc_topic_
 
+    def update(self, new, n_iter: int | None = None, decay=None, *, refresh: float = 0.0,
+               scope: str = "new", callback=None) -> "LDA":
+        """Add new events (a Corpus or frame keyed by the original ids) in place: new users
+        and items join the tables, the new tokens are folded in, then ``n_iter`` sweeps
+        resample them (``scope="users"``: all tokens of their users) and a ``refresh`` share
+        of the other users; ``decay`` thins old tokens. See :func:`gibbslda.update.update`
+        for the arguments and what decay does to the posterior; ``last_update_`` holds the
+        report."""
+        _update.update(self, new, n_iter=n_iter, decay=decay, refresh=refresh, scope=scope,
+                       callback=callback, info=SweepInfo)
+        return self
+
     def _run(self, n_iter: int, callback) -> "LDA":
-        state = self.state_
+        state, self.ranking_ = self.state_, None  # recommend's choice: of the chain before
         last = self.n_iter_ + n_iter
         for _ in range(n_iter):
             started = time.perf_counter()
@@ -227,6 +240,7 @@ class LDA(FittedAttributes):
             self.n_iter_ += 1
             self.seconds_ += elapsed
             self._learn_priors()
+            posterior.collect(self)  # thinned samples for averaged scores
             if os.environ.get(CHECK_ENV) == "1":
                 _sampler.check_state(state)
             evaluate = self.n_iter_ % self.eval_every == 0 or self.n_iter_ == last
@@ -355,9 +369,12 @@ class LDA(FittedAttributes):
                 raise ModelFileError(f"{saved.path}/model.json: parameter {name} "
                                      f"({getattr(model, name)!r}) disagrees with the fitted "
                                      f"{saved.fitted[name]!r}; the folder is damaged")
-        return model._fitted_from(saved.state, saved.corpus, n_iter=saved.n_iter,
-                                  seconds=saved.seconds, seed_entropy=saved.seed_entropy,
-                                  history=saved.history)
+        model._fitted_from(saved.state, saved.corpus, n_iter=saved.n_iter,
+                           seconds=saved.seconds, seed_entropy=saved.seed_entropy,
+                           history=saved.history)
+        _update.restore_fields(model, saved.fitted, saved.path)
+        posterior.restore(model, *saved.ranking)  # recommend's samples and choice
+        return model
 
     def _fitted_from(self, state, corpus, *, n_iter: int, seconds: float,
                      seed_entropy: int, history) -> "LDA":

@@ -15,6 +15,10 @@ Conventions
   are excluded from the ranking, so they could never be hits.
 - Users left with no held-out item are not evaluated: their per-user values are NaN and
   they are left out of every mean, of coverage and of novelty.
+- ``candidates`` (optional) marks the items a model can recommend, for example the items
+  some training user has (an item first seen in the test period was never learnt); the
+  others score ``-inf`` for everyone. Held-out items outside the candidates stay in the
+  truth and count as misses (``n_unscorable`` says how many there were).
 
 Normalisations, with ``n`` the user's number of held-out items and ``h_i`` = 1 when the
 item at rank i (1-based) is held out:
@@ -62,6 +66,8 @@ class RankingMetrics:
     recall, ndcg, precision, hit_rate, average_precision, novelty : float64 (n_users,).
     coverage : share of all items in any evaluated user's top k.
     n_users : number of users evaluated.
+    n_unscorable : held-out items (user-item pairs) of the evaluated users outside
+        ``candidates``: misses by construction (0 without ``candidates``).
     """
 
     k: int
@@ -74,6 +80,7 @@ class RankingMetrics:
     novelty: np.ndarray
     coverage: float
     n_users: int
+    n_unscorable: int = 0
 
     def means(self) -> dict[str, float]:
         """Mean of each per-user metric over the evaluated users, plus coverage."""
@@ -96,8 +103,8 @@ def item_popularity(train, n_items: int | None = None) -> np.ndarray:
 
 
 def ranking_metrics(scorer, train, heldout, k=(10, 20), *, item_popularity=None,
-                    n_items: int | None = None, chunk_size: int | None = None
-                    ) -> dict[int, RankingMetrics]:
+                    n_items: int | None = None, chunk_size: int | None = None,
+                    candidates=None) -> dict[int, RankingMetrics]:
     """Rank all items for every user with held-out items and score the top k lists.
 
     Parameters
@@ -120,6 +127,8 @@ def ranking_metrics(scorer, train, heldout, k=(10, 20), *, item_popularity=None,
     n_items : catalogue size; by default the score matrix's width.
     chunk_size : users scored at a time; the working memory is about 40 bytes x
         chunk_size x n_items. Default: about 4M scores a chunk (max(1, 2**22 // n_items)).
+    candidates : optional bool (n_items,), the items that may be recommended (default:
+        all). The others are never recommended; held-out items among them count as misses.
 
     Returns
     -------
@@ -149,6 +158,7 @@ def ranking_metrics(scorer, train, heldout, k=(10, 20), *, item_popularity=None,
         n_items = _n_items(n_items, None, t_indices, "train")
         _check_range(truth, n_items, "heldout")
         popularity = _check_popularity(item_popularity, (t_indptr, t_indices), n_items)
+        banned = _banned(candidates, n_items)
     start = 0
     while start < users.size:
         size = chunk_size or (max(1, _CHUNK_SCORES // n_items) if n_items else 64)
@@ -162,17 +172,19 @@ def ranking_metrics(scorer, train, heldout, k=(10, 20), *, item_popularity=None,
             n_items = _n_items(block.shape[1], None, t_indices, "train")
             _check_range(truth, n_items, "heldout")
             popularity = _check_popularity(item_popularity, (t_indptr, t_indices), n_items)
+            banned = _banned(candidates, n_items)
         if block.shape[1] != n_items:
             raise ValueError(f"the scorer returned {block.shape[1]} items per user, "
                              f"expected n_items = {n_items}")
         r, w = _pairs(t_indptr, t_indices, rows)
         block[r, w] = -np.inf
+        block[:, banned] = -np.inf
         top = top_k(block, max(ks))
         r, w = _pairs(truth_ptr, truth, rows)
         relevant = np.zeros(block.shape, dtype=bool)
         relevant[r, w] = True
         acc.add(rows, top, relevant, -np.log2(popularity))
-    return acc.result(n_items)
+    return acc.result(n_items, int(np.isin(truth, banned).sum()))
 
 
 def evaluate_rankings(scorer, train, heldout, k=(10, 20), **options) -> dict[str, list]:
@@ -227,12 +239,12 @@ class _Accumulator:
             shown = np.unique(top[:, :k][valid[:, :k]])
             self.seen[k] = shown if self.seen[k] is None else np.union1d(self.seen[k], shown)
 
-    def result(self, n_items):
+    def result(self, n_items, n_unscorable):
         return {k: RankingMetrics(
             k=k, n_heldout=self.n_heldout,
             **{name: self.values[k, name] for name in _METRICS},
             coverage=float(self.seen[k].size / n_items) if n_items else 0.0,
-            n_users=self.n_users) for k in self.ks}
+            n_users=self.n_users, n_unscorable=n_unscorable) for k in self.ks}
 
 
 def _resolve_scorer(scorer, history, n_users, n_items):
@@ -318,6 +330,17 @@ def _check_range(indices, n_items, name):
     if indices.size and indices.max() >= n_items:
         raise ValueError(f"{name} has item index {indices.max()} but there are only "
                          f"{n_items} items (scores per user)")
+
+
+def _banned(candidates, n_items) -> np.ndarray:
+    """Indices of the items outside ``candidates`` (none when it is None)."""
+    if candidates is None:
+        return np.zeros(0, dtype=np.int64)
+    mask = np.asarray(candidates)
+    if mask.dtype != np.bool_ or mask.shape != (n_items,):
+        raise ValueError(f"candidates must be a bool array of shape ({n_items},), one flag "
+                         f"per item, got {mask.dtype} {mask.shape}")
+    return np.flatnonzero(~mask)
 
 
 def _check_popularity(popularity, train, n_items):

@@ -22,12 +22,24 @@ import polars as pl
 
 from gibbslda.corpus import Corpus
 from gibbslda.scores import phi_columns, theta_rows
-from gibbslda.topn import _as_weights, _check_count, top_n, top_n_sparse
+from gibbslda import rankers
+from gibbslda.ranking import _pairs
+from gibbslda.topn import _as_weights, _check_count, top_k, top_n, top_n_sparse
 
 
 def recommend(model, users=None, *, n: int = 20, exclude_seen: bool = True,
-              exclude_items=None, chunk_size: int | None = None) -> pl.DataFrame:
+              exclude_items=None, chunk_size: int | None = None,
+              method: str = "chosen") -> pl.DataFrame:
     """Top ``n`` items for training users of a fitted model, by p(item | user).
+
+    ``method`` "chosen" (default) scores with the variant that
+    :func:`gibbslda.rankers.choose` picked on a validation split of the training data
+    (the first call runs the choice, then it is cached and saved with the model); "lda"
+    is the exact theta . phi of the chain's last state through the sparse tables (never a
+    dense matrix), as before issue 15; any other name of :data:`gibbslda.rankers.NAMES`
+    scores with that variant (dense rows of ``chunk_size`` users x V at a time). A variant
+    blended with kNN or EASE refits that partner on the first call in a process (it is
+    not saved; EASE: O(m^3), seconds at m = 5000 items).
 
     Parameters
     ----------
@@ -47,17 +59,56 @@ def recommend(model, users=None, *, n: int = 20, exclude_seen: bool = True,
     rows = np.arange(model.corpus_.n_users) if users is None else \
         _lookup((model, "user"), users, "user", hint="recommend_new folds in new users")
     banned = None if exclude_items is None else _lookup((model, "item"), exclude_items, "item")
-    items, scores = top_n_sparse(model._tables(), n, users=(model.state_, rows),
-                                 exclude_seen=exclude_seen, exclude_items=banned,
-                                 chunk_size=chunk_size)
+    if _method(model, n, method) == "lda":
+        items, scores = top_n_sparse(model._tables(), n, users=(model.state_, rows),
+                                     exclude_seen=exclude_seen, exclude_items=banned,
+                                     chunk_size=chunk_size)
+    else:
+        items, scores = _dense_top_n(rankers.variants(model)[method], model.corpus_, rows,
+                                     n, exclude_seen, banned, chunk_size)
     return _long_frame(model.user_ids_[rows], "user_id", model.item_ids_, items, scores,
                        "item_id", "score")
 
 
+def _method(model, n, method: str) -> str:
+    """``method`` checked, "chosen" resolved to "lda" when the choice is the plain chain
+    (its exact sparse top N); ``n`` checked before any choosing."""
+    _check_count("n", n)
+    if method not in rankers.NAMES:
+        raise ValueError(f"method must be one of {list(rankers.NAMES)}, got {method!r}")
+    if method == "chosen" and rankers.choose(model).chosen == "lda":
+        return "lda"
+    return method
+
+
+def _dense_top_n(scorer, corpus, rows, n, exclude_seen, banned, chunk_size):
+    """Top ``n`` of a dense scorer's rows ``rows`` of ``corpus``, a chunk at a time."""
+    step = chunk_size or max(1, 2 ** 22 // max(corpus.n_items, 1))
+    items = np.full((rows.size, int(n)), -1, dtype=np.int64)
+    scores = np.full((rows.size, int(n)), -np.inf)
+    for at in range(0, rows.size, step):
+        chunk = rows[at:at + step]
+        block = scorer(chunk)
+        if exclude_seen:
+            block[_pairs(corpus.indptr, corpus.words, chunk)] = -np.inf
+        if banned is not None:
+            block[:, banned] = -np.inf
+        top = top_k(block, n)
+        items[at:at + chunk.size] = top
+        scores[at:at + chunk.size] = np.where(
+            top >= 0, np.take_along_axis(block, np.maximum(top, 0), axis=1), -np.inf)
+    return items, scores
+
+
 def recommend_new(model, histories, *, n: int = 20, user_ids=None,
                   exclude_seen: bool = True, exclude_items=None,
-                  chunk_size: int | None = None) -> pl.DataFrame:
-    """Top ``n`` items for new users, from their items by fold-in (:meth:`LDA.transform`).
+                  chunk_size: int | None = None, method: str = "chosen") -> pl.DataFrame:
+    """Top ``n`` items for new users, from their items by fold-in.
+
+    ``method`` as in :func:`recommend`: "lda" folds in with :meth:`LDA.transform` and
+    ranks theta . phi exactly; the other variants fold in by weighted EM
+    (:mod:`gibbslda.rankers`), with recent events weighing more when the chosen
+    half-life is set and ``histories`` is a Corpus with ``times``.
 
     ``histories`` is one sequence of item ids per user (``user_ids`` names them; default
     0, 1, ...) or a :class:`~gibbslda.corpus.Corpus`. Items the model does not know are
@@ -74,7 +125,7 @@ def recommend_new(model, histories, *, n: int = 20, user_ids=None,
                 raise ValueError(f"user_ids has {len(user_ids)} ids for {corpus.n_users} "
                                  "users in the corpus")
             corpus = Corpus(corpus.indptr, corpus.words, np.asarray(user_ids),
-                            corpus.item_ids)
+                            corpus.item_ids, times=corpus.times)
     else:
         if isinstance(histories, (str, bytes)) or not hasattr(histories, "__iter__"):
             raise TypeError(f"histories must be one sequence of item ids per user or a "
@@ -86,11 +137,16 @@ def recommend_new(model, histories, *, n: int = 20, user_ids=None,
                                 f"{type(h).__name__} {h!r}")
         corpus = Corpus.from_lists([list(h) for h in histories], user_ids=user_ids,
                                    vocabulary=model.item_ids_, drop_empty=False)
-    theta = model.transform(corpus)
     banned = None if exclude_items is None else _lookup((model, "item"), exclude_items, "item")
-    items, scores = top_n_sparse(model._tables(), n, theta=theta, chunk_size=chunk_size,
-                                 exclude=(corpus.indptr, corpus.words) if exclude_seen
-                                 else None, exclude_items=banned)
+    if _method(model, n, method) == "lda":
+        theta = model.transform(corpus)
+        items, scores = top_n_sparse(model._tables(), n, theta=theta, chunk_size=chunk_size,
+                                     exclude=(corpus.indptr, corpus.words) if exclude_seen
+                                     else None, exclude_items=banned)
+    else:
+        items, scores = _dense_top_n(rankers.variants(model, corpus)[method], corpus,
+                                     np.arange(corpus.n_users), n, exclude_seen, banned,
+                                     chunk_size)
     return _long_frame(corpus.user_ids, "user_id", model.item_ids_, items, scores,
                        "item_id", "score")
 

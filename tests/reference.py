@@ -773,3 +773,113 @@ def coherence(phi, docs, n, measure):
                               / -math.log(p_ij))
         scores.append(sum(values) / len(values))
     return np.array(scores)
+
+
+# -- weighted EM fold-in (gibbslda._kernels.foldin_em.em_theta) ---------------------------
+def em_theta(docs, weights, phi, alpha, n_iter):
+    """Obviously correct: per user, n_iter updates theta_k = (alpha_k + sum_t weight_t
+    r_tk) / (sum weight + sum alpha), r_tk = theta_k phi[k][w_t] / sum_j theta_j phi[j][w_t],
+    from the prior mean; phi a K x V nested list."""
+    out = []
+    k_topics, alpha_sum = len(alpha), sum(alpha)
+    for doc, weight in zip(docs, weights):
+        theta = [a / alpha_sum for a in alpha]
+        for _ in range(n_iter if doc else 0):
+            acc = [0.0] * k_topics
+            for w, c in zip(doc, weight):
+                r = [theta[k] * phi[k][w] for k in range(k_topics)]
+                for k in range(k_topics):
+                    acc[k] += c * r[k] / sum(r)
+            theta = [(alpha[k] + acc[k]) / (sum(weight) + alpha_sum)
+                     for k in range(k_topics)]
+        out.append(theta)
+    return out
+
+
+# -- interest trends and demand forecasts (gibbslda.trends, gibbslda.demand) ---------------
+def period_topic_counts(periods, topics, n_periods, n_topics):
+    """Tokens per (period, topic) from one (period, topic) per token, by a loop."""
+    out = [[0.0] * n_topics for _ in range(n_periods)]
+    for t, k in zip(periods, topics):
+        out[int(t)][int(k)] += 1
+    return out
+
+
+def naive_forecast(series, horizon, method):
+    """One item's naive forecast from its history (a list of numbers), by hand."""
+    if method == "last":
+        value = series[-1]
+    else:
+        n = int(method.split("_")[1])
+        value = sum(series[-n:]) / n
+    return [value] * horizon
+
+
+def wape(actual, forecast):
+    """sum |y - f| / sum y over paired lists of lists."""
+    num = sum(abs(y - f) for ys, fs in zip(actual, forecast) for y, f in zip(ys, fs))
+    return num / sum(y for ys in actual for y in ys)
+
+
+def update_fold_in(users, n_wk, n_k, alpha, beta, n_items, rng_state):
+    """Reference first topics of an update's new tokens (gibbslda.update, step 3).
+
+    ``users``: one ``(old_topics, new_items)`` pair per user the update touches, in the
+    order it takes them; ``n_wk`` (dict item -> K counts) and ``n_k`` (K counts) count every
+    old token kept. Each new token, in order, is drawn from (n_dk + alpha_k)(n_wk + beta) /
+    (n_k + V beta) and counted at once. Returns the new topics, one list per user."""
+    rng = Xoshiro256(rng_state)
+    K = len(n_k)
+    n_k = list(n_k)
+    n_wk = {w: list(row) for w, row in n_wk.items()}
+    out = []
+    for old_topics, new_items in users:
+        n_dk = [0] * K
+        for k in old_topics:
+            n_dk[k] += 1
+        drawn = []
+        for w in new_items:
+            row = n_wk.setdefault(w, [0] * K)
+            k = _draw([(n_dk[t] + alpha[t]) * (row[t] + beta) / (n_k[t] + n_items * beta)
+                       for t in range(K)], rng.uniform())
+            drawn.append(k)
+            n_dk[k] += 1
+            row[k] += 1
+            n_k[k] += 1
+        out.append(drawn)
+    return out
+
+
+# -- recommend()'s dense variants (gibbslda.rankers.Scorer) --------------------------------
+def variant_scores(docs, times, phi, alpha, n_iter, half_life_days, lam, train_docs,
+                   partner, b):
+    """Obviously correct scores of one user per row, as gibbslda.rankers documents them:
+    token weights 0.5 ** (age / half-life) (age in days from the user's latest event,
+    scaled to sum to the user's token count; all 1 without a half-life), theta by
+    :func:`em_theta`, p = sum_k theta_k phi[k][w]; with lam > 0, (1 - lam) p + lam pop[w]
+    (pop: the training users holding w, normalised to sum 1); with b > 0, (1 - b) p / max p
+    + b s / max s, s the row of ``partner`` (users x V) with -inf counted 0 (max s taken
+    as 1 when not positive)."""
+    day = 86_400 * 10 ** 6
+    n_items = len(phi[0])
+    holders = [sum(w in set(doc) for doc in train_docs) for w in range(n_items)]
+    pop = [h / sum(holders) for h in holders]
+    weights = []
+    for doc, stamps in zip(docs, times):
+        if half_life_days is None or not doc:
+            weights.append([1.0] * len(doc))
+            continue
+        raw = [0.5 ** ((max(stamps) - t) / (half_life_days * day)) for t in stamps]
+        weights.append([r * len(doc) / sum(raw) for r in raw])
+    thetas = em_theta(docs, weights, phi, alpha, n_iter)
+    out = []
+    for u, theta in enumerate(thetas):
+        row = [sum(theta[k] * phi[k][w] for k in range(len(theta))) for w in range(n_items)]
+        if lam > 0:
+            row = [(1 - lam) * p + lam * pop[w] for w, p in enumerate(row)]
+        if b > 0:
+            other = [s if s != -math.inf else 0.0 for s in partner[u]]
+            top_other = max(other) if max(other) > 0 else 1.0
+            row = [(1 - b) * p / max(row) + b * s / top_other for p, s in zip(row, other)]
+        out.append(row)
+    return np.array(out)

@@ -288,7 +288,7 @@ def test_recommend_unseen_items_best_first(fitted):
     model, data = fitted.model, fitted.data
     rows = [0, 1, 2]
     users = [int(model.user_ids_[d]) for d in rows]
-    table = recommend(model, users=users, n=5)
+    table = recommend(model, users=users, n=5, method="lda")
     # p(item | user) = sum_k theta_uk phi_k,item, from the fitted distributions
     scores = model.doc_topic_[rows] @ model.topic_word_
     for d, user in zip(rows, users):

@@ -59,6 +59,22 @@ def test_hand_worked_case():
     assert at10.coverage == pytest.approx(4 / 5)
 
 
+def test_items_outside_the_candidates_are_never_recommended_and_count_as_misses():
+    # HAND_SCORES without item 0 (known) and items 2, 3 (not candidates): 1 (0.5), 4 (0.4),
+    # then padding. Held out: 1 (hit at rank 1) and 2 (unscorable: always a miss).
+    candidates = np.array([True, True, False, False, True])
+    result = ranking_metrics(HAND_SCORES, csr(HAND_TRAIN), csr(HAND_HELDOUT), k=3,
+                             candidates=candidates)[3]
+    assert result.recall[0] == pytest.approx(0.5)          # 1 / min(3, 2)
+    assert result.precision[0] == pytest.approx(1 / 3)
+    # DCG = 1; IDCG = 1 + 1/log2(3) = 1.63093; NDCG = 0.613147
+    assert result.ndcg[0] == pytest.approx(0.613147, abs=1e-6)
+    assert result.coverage == pytest.approx(2 / 5)         # items 1 and 4
+    assert result.n_unscorable == 1 and result.n_heldout[0] == 2
+    assert ranking_metrics(HAND_SCORES, csr(HAND_TRAIN), csr(HAND_HELDOUT),
+                           k=3)[3].n_unscorable == 0
+
+
 def test_novelty_uses_the_given_popularity():
     popularity = np.array([1.0, 0.5, 0.25, 0.125, 1.0])
     result = ranking_metrics(HAND_SCORES, csr(HAND_TRAIN), csr(HAND_HELDOUT), k=2,
@@ -351,6 +367,9 @@ GOOD = (np.ones((2, 3)), csr([[0], []]), csr([[1], [2]]))
     (GOOD, {"item_popularity": np.zeros(3)}, ValueError, r"item_popularity must be shares"),
     (GOOD, {"item_popularity": np.ones(2)}, ValueError,
      r"item_popularity must have shape \(3,\)"),
+    (GOOD, {"candidates": np.ones(2, dtype=bool)}, ValueError,
+     r"candidates must be a bool array of shape \(3,\)"),
+    (GOOD, {"candidates": np.ones(3)}, ValueError, r"candidates must be a bool array"),
 ])
 def test_invalid_ranking_inputs(args, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -130,7 +130,7 @@ def test_top_n_rejects_bad_arguments(kwargs, error, match):
 # -- recommend ------------------------------------------------------------------------------
 @pytest.mark.parametrize("exclude_seen", [True, False])
 def test_recommend_all_users_matches_reference(model, exclude_seen):
-    frame = recommend(model, n=7, exclude_seen=exclude_seen)
+    frame = recommend(model, n=7, exclude_seen=exclude_seen, method="lda")
     assert frame.columns == ["user_id", "rank", "item_id", "score"]
     seen = training_items(model) if exclude_seen else None
     items, scores = reference.top_n(model.doc_topic_, model.topic_word_, 7, seen)
@@ -141,26 +141,26 @@ def test_recommend_all_users_matches_reference(model, exclude_seen):
 
 
 def test_recommend_does_not_depend_on_the_chunk_size(model):
-    frames = [recommend(model, n=10, chunk_size=c) for c in (1, 7, 64, None)]
+    frames = [recommend(model, n=10, chunk_size=c, method="lda") for c in (1, 7, 64, None)]
     for frame in frames[1:]:
         assert frame.equals(frames[0])
 
 
 def test_recommend_some_users_in_the_order_given(model):
-    full = recommend(model, n=5)
+    full = recommend(model, n=5, method="lda")
     users = [model.user_ids_[9], model.user_ids_[2], model.user_ids_[9]]
-    some = recommend(model, np.array(users), n=5)
+    some = recommend(model, np.array(users), n=5, method="lda")
     want = pl.concat([full.filter(pl.col("user_id") == u) for u in users])
     assert some.equals(want)
-    assert recommend(model, model.user_ids_[2], n=5).equals(want.slice(5, 5))
-    assert recommend(model, pl.Series(users), n=5).equals(want)
-    none = recommend(model, [], n=5)
+    assert recommend(model, model.user_ids_[2], n=5, method="lda").equals(want.slice(5, 5))
+    assert recommend(model, pl.Series(users), n=5, method="lda").equals(want)
+    none = recommend(model, [], n=5, method="lda")
     assert none.height == 0 and none.schema == full.schema
 
 
 def test_recommend_exclude_items_never_returns_them(named_model):
     banned = ["i03", "i07"]
-    frame = recommend(named_model, n=30, exclude_items=banned)
+    frame = recommend(named_model, n=30, exclude_items=banned, method="lda")
     assert not frame.get_column("item_id").is_in(banned).any()
     index = [list(named_model.item_ids_).index(b) for b in banned]
     items, scores = reference.top_n(named_model.doc_topic_, named_model.topic_word_, 30,
@@ -172,21 +172,22 @@ def test_recommend_exclude_items_never_returns_them(named_model):
 def test_recommend_names_unknown_users(named_model):
     with pytest.raises(ValueError, match="2 user ids are not in the model, for example "
                                          "'nobody'; recommend_new folds in new users"):
-        recommend(named_model, ["u1", "nobody", "ghost"])
+        recommend(named_model, ["u1", "nobody", "ghost"], method="lda")
     with pytest.raises(ValueError, match="1 item ids are not in the model"):
-        recommend(named_model, exclude_items=["zzz"])
+        recommend(named_model, exclude_items=["zzz"], method="lda")
 
 
 def test_recommend_needs_a_fitted_model():
     with pytest.raises(NotFittedError):
-        recommend(LDA(3))
+        recommend(LDA(3), method="lda")
     with pytest.raises(TypeError, match="model must be a fitted gibbslda.LDA"):
-        recommend(object())
+        recommend(object(), method="lda")
 
 
 def test_recommend_new_scores_the_fold_in_theta(named_model):
     histories = [["i01", "i02", "zzz"], [], ["i05"] * 3 + ["i06"]]
-    frame = recommend_new(named_model, histories, n=6, user_ids=["a", "b", "c"])
+    frame = recommend_new(named_model, histories, n=6, user_ids=["a", "b", "c"],
+                          method="lda")
     corpus = Corpus.from_lists(histories, vocabulary=named_model.item_ids_, drop_empty=False)
     theta = named_model.transform(corpus)
     np.testing.assert_allclose(theta[1], named_model.alpha_ / named_model.alpha_.sum())
@@ -198,8 +199,9 @@ def test_recommend_new_scores_the_fold_in_theta(named_model):
     assert not frame.filter(pl.col("user_id") == "a").get_column("item_id").is_in(
         ["i01", "i02"]).any()
     # a Corpus gives the same; without exclusion the given items can come back
-    assert recommend_new(named_model, corpus, n=6, user_ids=["a", "b", "c"]).equals(frame)
-    kept = recommend_new(named_model, histories, n=30, exclude_seen=False)
+    assert recommend_new(named_model, corpus, n=6, user_ids=["a", "b", "c"],
+                         method="lda").equals(frame)
+    kept = recommend_new(named_model, histories, n=30, exclude_seen=False, method="lda")
     assert kept.filter(pl.col("user_id") == 2).get_column("item_id").is_in(["i05"]).any()
     assert kept.get_column("user_id").unique().sort().to_list() == [0, 1, 2]
 
@@ -210,14 +212,15 @@ def test_recommend_new_scores_the_fold_in_theta(named_model):
 ])
 def test_recommend_new_rejects_flat_histories(named_model, histories, error, match):
     with pytest.raises(error, match=match):
-        recommend_new(named_model, histories)
+        recommend_new(named_model, histories, method="lda")
 
 
 def test_recommend_new_user_ids_must_match(named_model):
     with pytest.raises(ValueError, match="user_ids has 1 ids for 2"):
-        recommend_new(named_model, [["i01"], ["i02"]], user_ids=["a"])
+        recommend_new(named_model, [["i01"], ["i02"]], user_ids=["a"], method="lda")
     with pytest.raises(ValueError, match="user_ids has 1 ids for 2"):
-        recommend_new(named_model, Corpus.from_lists([["i01"], ["i02"]]), user_ids=["a"])
+        recommend_new(named_model, Corpus.from_lists([["i01"], ["i02"]]), user_ids=["a"],
+                      method="lda")
 
 
 # -- similar items --------------------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_similar_items_rejects_unknown_items_and_metrics(model):
 # -- explanations and labels ----------------------------------------------------------------
 def test_explain_picks_the_largest_contribution(named_model):
     labels = [f"label {k}" for k in range(4)]
-    recs = recommend(named_model, n=5)
+    recs = recommend(named_model, n=5, method="lda")
     frame = explain(named_model, recs, labels)
     assert frame.columns == recs.columns + ["topic", "label", "user_share", "score_share",
                                             "explanation"]
@@ -282,7 +285,7 @@ def test_explain_picks_the_largest_contribution(named_model):
 
 def test_explain_new_users_and_no_labels(named_model):
     histories = [["i01", "i04"], ["i10"]]
-    recs = recommend_new(named_model, histories, n=3, user_ids=["x", "y"])
+    recs = recommend_new(named_model, histories, n=3, user_ids=["x", "y"], method="lda")
     theta = named_model.transform(histories)
     frame = explain(named_model, recs, theta=theta, user_ids=["x", "y"])
     d = np.array([["x", "y"].index(u) for u in frame.get_column("user_id")])

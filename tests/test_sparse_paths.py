@@ -114,7 +114,7 @@ def test_the_kept_values_follow_the_chain():
     model = LDA(K, sampler="warp", n_iter=4, alpha="auto", optimize_burn_in=5,
                 optimize_every=5, random_state=0).fit(Corpus.from_csr(indptr, words))
     phi, theta, tables = model.topic_word_, model.doc_topic_, model._tables()
-    recs = rec.recommend(model, n=5)
+    recs = rec.recommend(model, n=5, method="lda")
     model.resume(1)  # sweep 5 learns alpha too
     assert model._tables() is not tables
     _, _, theta_now, phi_now = dense(model)
@@ -122,8 +122,8 @@ def test_the_kept_values_follow_the_chain():
     assert np.array_equal(model.topic_word_, phi_now)
     assert np.array_equal(model.doc_topic_, theta_now)
     want = reference.top_n(theta_now, phi_now, 5, seen_lists(model))
-    assert not rec.recommend(model, n=5).equals(recs)
-    got = rec.recommend(model, n=5)
+    assert not rec.recommend(model, n=5, method="lda").equals(recs)
+    got = rec.recommend(model, n=5, method="lda")
     assert got.get_column("score").to_list() == [s for row in want[1] for s in row if s > -1]
 
 
@@ -134,7 +134,7 @@ def test_recommend_equals_the_dense_top_n(fitted, n):
     for exclude_seen in (True, False):
         banned = [3, 45] if exclude_seen else []
         frame = rec.recommend(fitted, n=n, exclude_seen=exclude_seen,
-                              exclude_items=banned or None, chunk_size=16)
+                              exclude_items=banned or None, chunk_size=16, method="lda")
         seen = seen_lists(fitted) if exclude_seen else None
         items, scores = reference.top_n(theta, phi, n, seen, banned=banned)
         want = [(fitted.user_ids_[d], r + 1, w, s) for d in range(D)
@@ -154,7 +154,7 @@ def test_recommend_new_equals_the_dense_fold_in_and_top_n(fitted):
                             n_iter=fitted.transform_iter, burn_in=fitted.transform_burn_in,
                             rng=stream)
     assert np.array_equal(theta, plain)  # phi for the given items only: the same draws
-    frame = rec.recommend_new(fitted, histories, n=8)
+    frame = rec.recommend_new(fitted, histories, n=8, method="lda")
     items, scores = reference.top_n(theta, phi, 8, histories)
     want = [(u, r + 1, w, s) for u in range(4)
             for r, (w, s) in enumerate(zip(items[u], scores[u])) if w >= 0]
@@ -163,7 +163,7 @@ def test_recommend_new_equals_the_dense_fold_in_and_top_n(fitted):
 
 def test_explain_and_profiles_equal_the_dense_ones(fitted):
     _, _, theta, phi = dense(fitted)
-    recs = rec.recommend(fitted, n=4)
+    recs = rec.recommend(fitted, n=4, method="lda")
     frame = rec.explain(fitted, recs)
     d = np.searchsorted(fitted.user_ids_, frame.get_column("user_id").to_numpy())
     w = frame.get_column("item_id").to_numpy()
@@ -279,7 +279,7 @@ def test_top_n_property_on_random_models(seed, n_topics, name, n, alpha, exclude
     model = LDA(n_topics, sampler=name, n_iter=3, random_state=seed, alpha=alpha).fit(
         Corpus.from_csr(indptr, words, n_items=n_items + 2))
     _, _, theta, phi = dense(model)
-    frame = rec.recommend(model, n=n, exclude_seen=exclude_seen)
+    frame = rec.recommend(model, n=n, exclude_seen=exclude_seen, method="lda")
     items, scores = reference.top_n(theta, phi, n, seen_lists(model) if exclude_seen
                                     else None)
     assert frame.get_column("item_id").to_list() == [w for row in items for w in row if w >= 0]
@@ -307,11 +307,14 @@ def test_per_call_paths_allocate_no_dense_matrix(name, monkeypatch):
     users = model.user_ids_[[5, 17, 4000]]
     texts = [f"shelf {w % 40}" for w in range(n_items)]
     calls = {
-        "recommend 1": lambda: rec.recommend(model, users[0], n=20),
-        "recommend 3": lambda: rec.recommend(model, users, n=20, exclude_items=[1, 2]),
-        "recommend_new": lambda: rec.recommend_new(model, [[1, 2, 3], [9]], n=20),
+        "recommend 1": lambda: rec.recommend(model, users[0], n=20, method="lda"),
+        "recommend 3": lambda: rec.recommend(model, users, n=20, exclude_items=[1, 2],
+                                             method="lda"),
+        "recommend_new": lambda: rec.recommend_new(model, [[1, 2, 3], [9]], n=20,
+                                                   method="lda"),
         "transform": lambda: model.transform([[1, 2, 3], [4000]]),
-        "explain": lambda: rec.explain(model, rec.recommend(model, users, n=5)),
+        "explain": lambda: rec.explain(model, rec.recommend(model, users, n=5,
+                                                            method="lda")),
         "user_profiles": lambda: user_profiles(model, users=users),
         "name_topics": lambda: name_topics(model, texts),
         "similar_items": lambda: rec.similar_items(model, [1, 2], n=5),
@@ -331,8 +334,8 @@ def test_score_kernels_compile_once(tmp_path):
         model = LDA(3, sampler=name, n_iter=2, random_state=np.uint8(1), alpha="auto",
                     optimize_burn_in=1, optimize_every=1).fit(
             [["x", "y"], ["y", "z", "z"]] * 3)
-        rec.recommend(model, n=2, exclude_items=["x"])
-        rec.recommend_new(model, [["y"], []], n=2)
+        rec.recommend(model, n=2, exclude_items=["x"], method="lda")
+        rec.recommend_new(model, [["y"], []], n=2, method="lda")
         name_topics(model, ["a", "b", None])
         model.topic_word(sparse=True)
     for kernel in (score_kernels.item_rows_from_tokens, score_kernels.item_rows_from_packed,
@@ -346,7 +349,7 @@ def test_recommend_users_by_id_of_any_type():
     """The kept sorted index finds string ids, repeated ids, and names unknown ones."""
     model = LDA(3, n_iter=2, random_state=0).fit(
         Corpus.from_lists([["a", "b"], ["b"], ["c", "a"]], user_ids=["u2", "u10", "u1"]))
-    frame = rec.recommend(model, ["u1", "u2", "u1"], n=1, exclude_seen=False)
+    frame = rec.recommend(model, ["u1", "u2", "u1"], n=1, exclude_seen=False, method="lda")
     assert frame.get_column("user_id").to_list() == ["u1", "u2", "u1"]
     with pytest.raises(ValueError, match="1 user ids are not in the model, for example 'u3'"):
-        rec.recommend(model, pl.Series(["u3", "u1"]), n=1)
+        rec.recommend(model, pl.Series(["u3", "u1"]), n=1, method="lda")

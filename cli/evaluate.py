@@ -22,7 +22,8 @@ def evaluate(
         help="Also popularity, item-kNN and EASE, fitted on the same training part.")] = True,
     variants: Annotated[bool, typer.Option(
         help="Every recommendation variant (lda, lda_avg, lda_recency, lda+pop, lda+knn, "
-             "lda+ease) beside the default; --no-variants: the default alone.")] = True,
+             "lda+ease, lda+iknn) beside the default; --no-variants: the default "
+             "alone.")] = True,
     protocol: Annotated[Optional[list[str]], typer.Option(
         help="Split the prepared folder's training part (prepare it without --split) by "
              "a protocol, refit the model's settings and the baselines on its training "

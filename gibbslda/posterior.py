@@ -28,7 +28,8 @@ from gibbslda import sampler as _sampler
 from gibbslda.errors import ModelFileError
 
 SAMPLES = 10  # samples collected over the second half of n_iter
-NAMES = ("lda", "lda_avg", "lda_recency", "lda+pop", "lda+knn", "lda+ease", "chosen")
+NAMES = ("lda", "lda_avg", "lda_recency", "lda+pop", "lda+knn", "lda+ease", "lda+iknn",
+         "chosen")
 _DAMAGED = "the folder is damaged, save the model again"
 
 
@@ -80,7 +81,8 @@ class Choice:
     half_life_days : float or None (no recency weighting); popularity : lam;
     knn_blend, ease_blend : b of each partner; chosen : the default's variant name;
     recall : Recall@20 of each variant on the validation split; seconds : tuning time;
-    n_users : validation users.
+    n_users : validation users; iknn_blend : b of the interest-weighted item-kNN
+    (``"lda+iknn"``; 0.0 when absent from a saved choice, which is from before it).
     """
 
     half_life_days: float | None
@@ -91,6 +93,7 @@ class Choice:
     recall: dict
     seconds: float
     n_users: int
+    iknn_blend: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -103,9 +106,9 @@ class Choice:
                                  f"{type(data).__name__}; {_DAMAGED}")
         names = [f.name for f in fields(cls)]
         for name in names:
-            if name not in data:
+            if name not in data and name != "iknn_blend":  # older folders lack it
                 raise ModelFileError(f"ranking.json lacks the field {name}; {_DAMAGED}")
-            if not _valid(name, data[name]):
+            if name in data and not _valid(name, data[name]):
                 raise ModelFileError(f"ranking.json: field {name} has the invalid value "
                                      f"{data[name]!r}; {_DAMAGED}")
         unknown = sorted(set(data) - set(names))
@@ -124,7 +127,7 @@ def _valid(name: str, value) -> bool:
     """Whether ``value`` can be the Choice field ``name`` (as :func:`choose` writes it)."""
     if name == "half_life_days":
         return value is None or (_number(value) and value > 0)
-    if name in ("popularity", "knn_blend", "ease_blend"):
+    if name in ("popularity", "knn_blend", "ease_blend", "iknn_blend"):
         return _number(value) and 0 <= value <= 1
     if name == "chosen":
         return value in NAMES[:-1]

@@ -17,6 +17,14 @@ Every variant scores p(item | user) from the users' histories (a
   maximum) as (1 - b) lda + b partner, b learned. EASE inverts an m x m matrix, m =
   min(V, ``EASE_ITEMS``): O(m^3) time, 8 m^2 bytes (5000 items: 200 MB, seconds); items
   beyond the m most popular get no EASE part (they rank by the LDA part only).
+- ``"lda+iknn"``: item-item similarity within interests, blended the same way, b learned:
+  the partner scores item i for a user with items H as sum over distinct j in H of
+  s(j, i) a(i, j), s the item-kNN cosine similarity (j's ``KNN_NEIGHBOURS`` kept
+  neighbours, as ``"lda+knn"``), a(i, j) = sum_k p(k|i) p(k|j) / sqrt(sum_k p(k|i)^2
+  sum_k p(k|j)^2) the agreement of the items' interests, p(k|i) = phi[k, i] / sum_k
+  phi[k, i] from the averaged phi. Not weighted by the user's theta (the user's own
+  interests enter through the blend's LDA part), so a is computed once per kept
+  neighbour pair: the kNN's sparse matrix reweighted, O(V n_neighbours K), no V x V.
 - ``"chosen"``: the variant and settings best on the validation split; ``recommend()``'s
   default. Models with K x V above ``DENSE_VALUES`` (2^26: K = 1000 on 67k items) choose
   ``"lda"`` without validating: the other variants read a dense K x V phi (8 K V bytes)
@@ -45,9 +53,10 @@ leave-out phi and ~30 fold-ins and rankings of the validation users (bench/READM
 against the fit).
 
 The fitted partner is not saved (EASE's B is 4 m^2 bytes even in float32: 100 MB at
-m = 5000, more than most model folders): when the chosen variant is ``"lda+knn"`` or
-``"lda+ease"``, the first blended scoring in a process refits it on the training corpus
-(EASE: O(m^3), seconds at m = 5000; kNN: O(co-occurrences)), then keeps it on the model.
+m = 5000, more than most model folders): when the chosen variant is ``"lda+knn"``,
+``"lda+ease"`` or ``"lda+iknn"``, the first blended scoring in a process refits it on the
+training corpus (EASE: O(m^3), seconds at m = 5000; kNN: O(co-occurrences)), then keeps it
+on the model.
 
 Usage: ``variants(model, history)[name]`` is a callable ``users -> (len(users), V)`` float
 scores (rows of ``history``) that :func:`gibbslda.ranking.evaluate_rankings` takes as its
@@ -60,6 +69,7 @@ Steck (2019), "Embarrassingly shallow autoencoders for sparse data", WWW.
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -139,6 +149,8 @@ class _Parts:
         return self._cache[key]
 
     def partner(self, name: str):
+        if name == "iknn" and name not in self._cache:
+            self._cache[name] = within_interests(self.partner("knn"), self.phi_wk(True))
         if name not in self._cache:
             model = EASE(EASE_L2, EASE_ITEMS) if name == "ease" else ItemKNN(KNN_NEIGHBOURS)
             self._cache[name] = model.fit(self.train, self.train.n_items)
@@ -179,6 +191,23 @@ class Scorer:
             self._pair = self.parts.pair(self.history)
         return blend(scores, self.parts.partner_scores(self.partner, users, self._pair),
                      self.blend)
+
+
+def within_interests(knn: ItemKNN, phi_wk: np.ndarray) -> ItemKNN:
+    """A copy of the fitted ``knn`` whose kept similarities s(j, i) are multiplied by the
+    interest agreement a(i, j) of the module docstring (phi_wk: V x K)."""
+    q = phi_wk / np.maximum(phi_wk.sum(axis=1, keepdims=True), 1e-300)  # p(k | i)
+    q /= np.maximum(np.sqrt(np.einsum("ik,ik->i", q, q))[:, None], 1e-300)
+    indptr, cols, sims = knn.similarity_
+    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    agreement = np.empty(sims.size)
+    step = max(1, 2 ** 22 // max(q.shape[1], 1))  # pairs a chunk: 32 MB of K-rows each
+    for at in range(0, sims.size, step):
+        end = min(at + step, sims.size)
+        agreement[at:end] = np.einsum("ik,ik->i", q[rows[at:end]], q[cols[at:end]])
+    out = copy.copy(knn)
+    out.similarity_ = (indptr, cols, sims * agreement)
+    return out
 
 
 def blend(lda: np.ndarray, other: np.ndarray, b: float) -> np.ndarray:
@@ -255,7 +284,9 @@ def _scorers(parts, history, choice: Choice, training=False) -> dict:
            "lda+knn": Scorer(parts, history, half_life=h, popularity=lam, partner="knn",
                              blend=choice.knn_blend),
            "lda+ease": Scorer(parts, history, half_life=h, popularity=lam, partner="ease",
-                              blend=choice.ease_blend)}
+                              blend=choice.ease_blend),
+           "lda+iknn": Scorer(parts, history, half_life=h, popularity=lam, partner="iknn",
+                              blend=choice.iknn_blend)}
     out["chosen"] = out[choice.chosen]
     return out
 
@@ -315,7 +346,7 @@ def choose(model, *, refresh: bool = False) -> Choice:
             best_lam, best = lam, value
     recall["lda+pop"] = best
     blends = {}
-    for partner in ("knn", "ease"):
+    for partner in ("knn", "ease", "iknn"):
         top, blends[partner] = -1.0, 0.0
         for b in BLENDS:
             value, _ = score(f"lda+{partner} b={b}", popularity=best_lam, partner=partner,
@@ -327,7 +358,7 @@ def choose(model, *, refresh: bool = False) -> Choice:
     chosen = max(named, key=lambda n: (named[n], -NAMES.index(n)))
     choice = Choice(best_h, best_lam, blends["knn"], blends["ease"], chosen,
                     {k: float(v) for k, v in recall.items()},
-                    time.perf_counter() - started, observed.n_users)
+                    time.perf_counter() - started, observed.n_users, blends["iknn"])
     model.ranking_ = choice
     return choice
 

@@ -883,3 +883,30 @@ def variant_scores(docs, times, phi, alpha, n_iter, half_life_days, lam, train_d
             row = [(1 - b) * p / max(row) + b * s / top_other for p, s in zip(row, other)]
         out.append(row)
     return np.array(out)
+
+
+def interest_knn_scores(docs, train_docs, phi, n_neighbors):
+    """Obviously correct partner scores of ``"lda+iknn"`` (gibbslda.rankers): cosine
+    s(j, i) = |U_j & U_i| / sqrt(|U_j| |U_i|) of the training users holding each item,
+    each j keeping its ``n_neighbors`` most similar other items (positive only, ties to
+    the lower item); a(i, j) the cosine of the items' p(k | i) = phi[k][i] / sum_k
+    phi[k][i]; user u scores i as sum over distinct j in docs[u] of s(j, i) a(i, j)."""
+    n_items = len(phi[0])
+    holders = [set(u for u, doc in enumerate(train_docs) if w in doc) for w in range(n_items)]
+    kept = []
+    for j in range(n_items):
+        sims = [(len(holders[j] & holders[i]) / math.sqrt(len(holders[j]) * len(holders[i])),
+                 i) for i in range(n_items) if i != j and holders[i] and holders[j]]
+        best = sorted((s for s in sims if s[0] > 0), key=lambda s: (-s[0], s[1]))
+        kept.append({i: s for s, i in best[:n_neighbors]})
+    p = []
+    for i in range(n_items):
+        total = sum(phi[k][i] for k in range(len(phi)))
+        p.append([phi[k][i] / total for k in range(len(phi))])
+
+    def agreement(i, j):
+        dot = sum(a * b for a, b in zip(p[i], p[j]))
+        return dot / math.sqrt(sum(a * a for a in p[i]) * sum(b * b for b in p[j]))
+
+    return np.array([[sum(kept[j].get(i, 0.0) * agreement(i, j) for j in set(doc))
+                      for i in range(n_items)] for doc in docs])

@@ -383,8 +383,9 @@ def test_evaluate_beside_baselines(runner, model, prepared):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     names = list(dict.fromkeys(r["model"] for r in rows))  # every variant, the baselines
-    assert names[:6] == ["lda", "lda_avg", "lda_recency", "lda+pop", "lda+knn", "lda+ease"]
-    assert names[6].startswith("chosen = ") and names[7:] == ["popularity", "item-kNN", "EASE"]
+    assert names[:7] == ["lda", "lda_avg", "lda_recency", "lda+pop", "lda+knn", "lda+ease",
+                         "lda+iknn"]
+    assert names[7].startswith("chosen = ") and names[8:] == ["popularity", "item-kNN", "EASE"]
     assert [(r["model"], r["k"]) for r in rows] == [(m, k) for m in names for k in (5, 10)]
     lda = {r["k"]: r for r in rows if r["model"] == "lda"}
     pop = {r["k"]: r for r in rows if r["model"] == "popularity"}

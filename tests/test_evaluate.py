@@ -223,10 +223,10 @@ def test_evaluate_refits_per_protocol(tmp_path):
                              "LeaveLastN(n=3)"] and protocols[2].startswith("TimeCutoff(at=")
     for protocol in protocols:
         models = [r["model"] for r in rows if r["protocol"] == protocol]
-        assert models[:6] == ["lda", "lda_avg", "lda_recency", "lda+pop", "lda+knn",
-                              "lda+ease"]
-        assert models[6].startswith("chosen = ")
-        assert models[7:] == ["popularity", "item-kNN", "EASE"]
+        assert models[:7] == ["lda", "lda_avg", "lda_recency", "lda+pop", "lda+knn",
+                              "lda+ease", "lda+iknn"]
+        assert models[7].startswith("chosen = ")
+        assert models[8:] == ["popularity", "item-kNN", "EASE"]
     held = {r["model"]: r for r in rows if r["protocol"] == protocols[0]}
     # 4 planted interests, 90 held-out users with about 10 hidden items each: LDA's
     # Recall@10 is about 0.5 against popularity's 0.2 (a margin of many standard errors)

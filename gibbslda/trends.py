@@ -283,7 +283,7 @@ def interest_trends(model, events=None, *, freq: str = "1w", labels=None,
                              "with user, item and time columns) to attribute them")
         periods = period_grid(times, freq)
         t = periods.index(times)
-        inside = (t >= 0) & (t < periods.n)  # stray times the grid trimmed are left out
+        inside = t >= 0  # stray times the grid trimmed (index -1) are left out
         d = np.repeat(np.arange(model.corpus_.n_users, dtype=np.int64),
                       model.corpus_.lengths)[inside]
         t, z = t[inside], model.state_.z[inside].astype(np.int64)
@@ -293,7 +293,7 @@ def interest_trends(model, events=None, *, freq: str = "1w", labels=None,
         ev = read_events(model, events, user=user, item=item, time=time, weight=weight)
         periods = period_grid(ev.time, freq)
         t = periods.index(ev.time)
-        inside = (t >= 0) & (t < periods.n)
+        inside = t >= 0
         ev, t = ev.select(inside), t[inside]
         tokens, per_user = _attributed(model, ev, t, periods.n)
     tokens = tokens.reshape(periods.n, n_topics).astype(np.float64)

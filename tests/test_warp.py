@@ -76,6 +76,25 @@ def test_chain_matches_its_exact_law():
     assert 0.5 * np.abs(law - posterior).sum() > 0.05  # the approximation is real here
 
 
+def test_one_output_gives_two_independent_uniforms():
+    """A token's accept and its next proposal share one 64-bit output (low and high 32
+    bits): over 200,000 outputs the pair is uniform on a 16 x 16 grid of the unit square
+    (chi-square at p < 0.001 on 255 df), so neither half repeats or leans on the other,
+    and the stream advances as the 53-bit draw does."""
+    x = np.uint64(20261129)
+    first = np.empty(200_000)
+    second = np.empty(200_000)
+    for i in range(first.size):
+        after, first[i], second[i] = warp._two_uniforms(x)
+        assert after == warp._uniform(x)[0]
+        x = np.uint64(after)  # a Python int would type as int64
+    assert 0.0 <= min(first.min(), second.min()) and max(first.max(), second.max()) < 1.0
+    cells = np.bincount((first * 16).astype(int) * 16 + (second * 16).astype(int),
+                        minlength=256)
+    stat, df = chi_square(cells.astype(float), np.full(256, first.size / 256))
+    assert stat < chi2_critical(df), f"chi-square {stat:.1f} on {df} df"
+
+
 def test_same_chain_on_1_2_and_16_threads_and_any_blocks(planted, threads):
     """z, n_k and the stream after 5 sweeps are bit-identical on 1 and 2 threads, with one
     block per item and per user instead of the default blocks, and on 16 threads in a
@@ -136,21 +155,49 @@ def test_restored_chain_continues_bit_for_bit(planted):
     np.testing.assert_array_equal(back.rng, whole.rng)
 
 
-def test_asymmetric_alpha_proposal_is_drawn_from_alpha():
+@pytest.mark.parametrize("mh_steps", [1, 2])
+def test_asymmetric_alpha_proposal_is_drawn_from_alpha(mh_steps):
     """One user with one token: the item pass's proposal is always an alpha draw (no other
     token) and is always accepted (alone, the token's item and total factors are all
     beta and V beta), so every sweep leaves the topic distributed as alpha / sum(alpha),
     which the user pass (uniform proposal, ratio alpha_t / alpha_s) keeps. Over 20,000
-    sweeps the frequencies match it within 0.015 (binomial sd <= 0.0035)."""
+    sweeps the frequencies match it within 0.015 (binomial sd <= 0.0035). With one cycle a
+    sweep the proposal is the sweep's first (propose_users); with two, the second cycle's
+    comes from the first user pass (the remainder of its token's draw)."""
     alpha = np.array([0.1, 0.3, 0.6, 2.0])
     indptr, words = csr_from_docs([[0]])
     state = sampler.init_state(indptr, words, 4, 1, alpha=alpha, beta=0.5, seed=4,
-                               sampler="warp", mh_steps=1)
+                               sampler="warp", mh_steps=mh_steps)
     seen = np.zeros(4)
     for _ in range(20_000):
         sampler.sweep(state)
         seen[state.z[0]] += 1
     np.testing.assert_allclose(seen / seen.sum(), alpha / alpha.sum(), atol=0.015)
+
+
+def test_a_long_users_proposals_from_alpha_take_fresh_draws():
+    """A user of 5,000 tokens, all on topic 0, at K = 4 with sum(alpha) = 3: too long for
+    the remainder of a token's draw to resolve the alias coin (the user pass then draws
+    afresh). Every proposal other than 0 comes from alpha, so over 1,500 user passes
+    (about 4,500 such draws) the proposals 1, 2, 3 follow alpha[1:] (chi-square at
+    p < 0.001 on 2 df)."""
+    alpha = np.array([0.1, 0.3, 0.6, 2.0])
+    n = 5_000
+    indptr = np.array([0, n], dtype=np.int64)
+    z = np.zeros(n, dtype=np.uint32)
+    n_k = np.array([n, 0, 0, 0], dtype=np.int64)
+    prob, alias = warp.alias_table(alpha)
+    bounds = np.array([0, 1], dtype=np.int64)
+    seen = np.zeros(4)
+    for key in range(1_500):
+        z[:] = 0  # every token on topic 0 proposing 0: the pass moves nothing
+        warp.user_pass(indptr, z, n_k, (alpha, 100 * 0.01), np.uint64(key), bounds,
+                       (prob, alias, float(alpha.sum()), np.uint64(0)), True)
+        seen += np.bincount(z >> 16, minlength=4)
+    assert (z & 0xFFFF).max() == 0 and n_k.tolist() == [n, 0, 0, 0]
+    expected = alpha[1:] / alpha[1:].sum() * seen[1:].sum()
+    stat, df = chi_square(seen[1:], expected)
+    assert seen[1:].sum() > 3_000 and stat < chi2_critical(df), (seen, stat)
 
 
 # 400 users, 100 items, 5 planted topics with 10% shared mass. A chain now and then ends

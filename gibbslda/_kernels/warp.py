@@ -63,7 +63,13 @@ Measured on 1M tokens of 25-token users at K = 1000, the staleness leaves log p(
 Randomness: each (cycle, pass, item or user) owns a SplitMix64 stream seeded by hashing the
 cycle's key with (pass, index), so the draws do not depend on which thread runs which block
 or on the number of blocks; the per-block changes to n_k are integers summed after the
-pass. The model is bit-identical for any number of threads.
+pass. The model is bit-identical for any number of threads. Within a pass a token's
+accept and its next proposal take the low and the high 32 bits of one 64-bit output (one
+hash a token instead of two: 10-16% of a pass, measured); the rare proposal of a topic from
+the prior (beta or alpha) takes a fresh 53-bit draw, so 2**-32 resolution only ever decides
+an accept or which of the other tokens is picked. The Metropolis-Hastings steps are written
+out in the token loops: arrays passed to a helper there leave reference-count updates in
+the loop that numba does not remove (a 1.5x slower pass, measured).
 
 Every kernel here calls only kernels of this module (see the package docstring for why).
 
@@ -88,6 +94,9 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TWO53_INV = 1.0 / 9007199254740992.0  # 2**-53
+_TWO32_INV = 1.0 / 4294967296.0  # 2**-32
+_LOW32 = np.uint64(0xFFFFFFFF)
+_FINE = 4096.0  # 2**32 / 2**20: see _user_block's proposals
 
 
 # -- random numbers ----------------------------------------------------------------
@@ -110,6 +119,16 @@ def _uniform(x):
     """Advance the stream ``x``; return it and a double in [0, 1) from the top 53 bits."""
     x = x + _GAMMA
     return x, np.float64(_mix(x) >> np.uint64(11)) * _TWO53_INV
+
+
+@njit(cache=True, inline="always")
+def _two_uniforms(x):
+    """Advance the stream ``x``; return it and two doubles in [0, 1) from the low and the
+    high 32 bits of one output (a token's accept and its next proposal: one hash for both,
+    10-16% of a pass, measured)."""
+    x = x + _GAMMA
+    m = _mix(x)
+    return x, np.float64(m & _LOW32) * _TWO32_INV, np.float64(m >> np.uint64(32)) * _TWO32_INV
 
 
 @njit(cache=True, inline="always")
@@ -180,18 +199,6 @@ def _other(r, j):
     return o + 1 if o >= j else o
 
 
-@njit(cache=True, inline="always")
-def _accept(x, num, den):
-    """Metropolis-Hastings: accept with probability min(1, num / den); a draw only when
-    num < den. Returns (stream, accepted). Scalars only: the MH steps themselves stay in
-    the token loops, since arrays passed to a helper there leave reference-count updates
-    in the loop that numba does not remove (a 1.5x slower pass, measured)."""
-    if num >= den:
-        return x, True
-    x, u = _uniform(x)
-    return x, u * den < num
-
-
 # -- the passes ----------------------------------------------------------------------
 @njit(cache=True, parallel=True, nogil=True)
 def propose_users(indptr, z, proposal, bounds):
@@ -233,11 +240,13 @@ def item_pass(word_ptr, perm, z, n_k, beta, key, bounds):
 def _item_block(word_ptr, perm, z, n_k, beta, key, w0, w1, delta):
     n_topics = n_k.shape[0]
     v_beta = (word_ptr.shape[0] - 1) * beta
+    k_beta = n_topics * beta
     c_w = np.zeros(n_topics, dtype=np.int32)
     longest = 0
     for w in range(w0, w1):
         longest = max(longest, word_ptr[w + 1] - word_ptr[w])
     buf = np.empty(longest, dtype=np.uint32)  # the item's words of z, then its topics
+    ahead = np.empty(longest)  # each token's uniform for its item proposal
     for w in range(w0, w1):
         start = word_ptr[w]
         n_w = word_ptr[w + 1] - start
@@ -248,42 +257,35 @@ def _item_block(word_ptr, perm, z, n_k, beta, key, w0, w1, delta):
             c_w[v & _LOW] += 1
         for j in range(n_w):
             s, t = buf[j] & _LOW, buf[j] >> _SHIFT
+            x, u, ahead[j] = _two_uniforms(x)
             c_w[s] -= 1
             if t != s:
-                x, ok = _accept(x, (c_w[t] + beta) * (n_k[s] - 1 + v_beta),
-                                (c_w[s] + beta) * (n_k[t] + v_beta))
-                if ok:
+                num = (c_w[t] + beta) * (n_k[s] - 1 + v_beta)
+                den = (c_w[s] + beta) * (n_k[t] + v_beta)
+                if u * den < num:  # Metropolis-Hastings: accept w.p. min(1, num / den)
                     delta[s] -= 1
                     delta[t] += 1
                     s = t
             c_w[s] += 1
             buf[j] = s
-        x = _propose_items(perm, z, buf, start, n_w, n_topics, beta, x)
+        for j in range(n_w):  # item proposals q_w(t) proportional to c_wt^-j + beta
+            r = ahead[j] * (n_w - 1 + k_beta)
+            if r < n_w - 1:  # one of the item's other tokens
+                t = buf[_other(r, j)]
+            else:  # a uniform topic, from a fresh 53-bit draw (rare)
+                x, u = _uniform(x)
+                t = np.uint32(min(np.int64(u * n_topics), n_topics - 1))
+            z[perm[start + j]] = (t << _SHIFT) | buf[j]
         for j in range(n_w):
             c_w[buf[j]] = 0
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _propose_items(perm, z, buf, start, n_w, n_topics, beta, x):
-    """Each of the item's tokens draws its item proposal and writes (proposal, topic)."""
-    k_beta = n_topics * beta
-    for j in range(n_w):
-        x, u = _uniform(x)
-        r = u * (n_w - 1 + k_beta)
-        if r < n_w - 1:  # one of the item's other tokens
-            t = buf[_other(r, j)]
-        else:
-            t = np.uint32(min(np.int64((r - (n_w - 1)) / beta), n_topics - 1))
-        z[perm[start + j]] = (t << _SHIFT) | buf[j]
-    return x
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def user_pass(indptr, z, n_k, prior, key, bounds, proposal, propose):
     """Step 3 over user blocks ``bounds`` (``prior = (alpha, v_beta)``); then n_k takes the
     pass's changes. With ``propose``, each user then draws the next cycle's proposals
-    (step 1 of the cycle keyed ``proposal[3]``: the same draws, while its tokens are in
-    cache)."""
+    (step 1's law, from the user's own stream of this pass, while its tokens are in
+    cache; ``proposal[3]``, step 1's key, is not read)."""
     delta = np.zeros((bounds.shape[0] - 1, n_k.shape[0]), dtype=np.int64)
     for b in prange(bounds.shape[0] - 1):
         _user_block(indptr, z, n_k, prior, key, bounds[b:b + 2], delta[b], proposal,
@@ -295,19 +297,27 @@ def user_pass(indptr, z, n_k, prior, key, bounds, proposal, propose):
 @njit(cache=True, nogil=True)
 def _user_block(indptr, z, n_k, prior, key, users, delta, proposal, propose):
     alpha, v_beta = prior
-    c_d = np.zeros(n_k.shape[0], dtype=np.int32)
+    prob, alias_k, alpha_sum = proposal[0], proposal[1], proposal[2]
+    n_topics = n_k.shape[0]
+    c_d = np.zeros(n_topics, dtype=np.int32)
+    longest = 0
+    for d in range(users[0], users[1]):
+        longest = max(longest, indptr[d + 1] - indptr[d])
+    ahead = np.empty(longest)  # each token's uniform for its next user proposal
     for d in range(users[0], users[1]):
         start, end = indptr[d], indptr[d + 1]
+        n_d = end - start
         x = _stream(key, USER, d)
         for i in range(start, end):
             c_d[z[i] & _LOW] += 1
         for i in range(start, end):
             s, t = z[i] & _LOW, z[i] >> _SHIFT
+            x, u, ahead[i - start] = _two_uniforms(x)
             c_d[s] -= 1
             if t != s:
-                x, ok = _accept(x, (c_d[t] + alpha[t]) * (n_k[s] - 1 + v_beta),
-                                (c_d[s] + alpha[s]) * (n_k[t] + v_beta))
-                if ok:
+                num = (c_d[t] + alpha[t]) * (n_k[s] - 1 + v_beta)
+                den = (c_d[s] + alpha[s]) * (n_k[t] + v_beta)
+                if u * den < num:  # Metropolis-Hastings: accept w.p. min(1, num / den)
                     delta[s] -= 1
                     delta[t] += 1
                     s = t
@@ -315,8 +325,21 @@ def _user_block(indptr, z, n_k, prior, key, users, delta, proposal, propose):
             z[i] = s
         for i in range(start, end):
             c_d[z[i]] = 0
-        if propose:
-            _propose_user(z, start, end, proposal, d)
+        if not propose:
+            continue
+        # the next cycle's user proposals (the _propose_user law); a topic from alpha
+        # reuses the draw's remainder where it resolves the alias coin to 2**-20
+        fine = (n_d - 1 + alpha_sum) * n_topics <= _FINE * alpha_sum
+        for j in range(n_d):
+            r = ahead[j] * (n_d - 1 + alpha_sum)
+            if r < n_d - 1:  # one of the user's other tokens
+                t = z[start + _other(r, j)] & _LOW
+            else:
+                f = (r - (n_d - 1)) / alpha_sum
+                if not fine:  # a long user: a fresh 53-bit draw
+                    x, f = _uniform(x)
+                t = np.uint32(_alias_draw(prob, alias_k, f * n_topics))
+            z[start + j] = (t << _SHIFT) | (z[start + j] & _LOW)
 
 
 # -- likelihood ------------------------------------------------------------------------

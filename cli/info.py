@@ -1,7 +1,6 @@
 """``gibbslda info``: what a model folder holds: data, settings, priors, likelihoods."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer

@@ -1,7 +1,6 @@
 """``gibbslda recommend``: ranked, explained recommendations for users of a model."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer

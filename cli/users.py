@@ -23,7 +23,6 @@ def users(
     as_json: Json = False,
 ) -> None:
     """Each user's mix of interests: the whole theta to a file, or profiles on stdout."""
-    import numpy as np
     import polars as pl
 
     from gibbslda.cli.common import load_model

@@ -140,6 +140,24 @@ def test_counts_and_likelihood_stay_consistent(planted):
     np.testing.assert_array_equal(state.item_topic_counts(), n_wk)
 
 
+def test_likelihood_of_counts_past_the_lgamma_table():
+    """Counts of 1,024 and more (past log_joint's table of small counts) take lgamma
+    itself: a user of 3,000 tokens on 3 items at K = 2 against reference.log_joint
+    (1e-9 relative)."""
+    words = np.repeat(np.arange(3), [2_500, 400, 100])
+    indptr = np.array([0, words.size], dtype=np.int64)
+    state = sampler.init_state(indptr, words, 2, 3, alpha=0.1, beta=0.01, seed=1,
+                               sampler="warp")
+    sampler.sweep(state, 3)
+    n_dk = np.bincount(state.z, minlength=2)[None, :]
+    n_wk = np.zeros((3, 2), dtype=np.int64)
+    np.add.at(n_wk, (words, state.z), 1)
+    assert n_wk.max() >= 1_024 and n_dk.max() >= 1_024
+    expected = reference.log_joint(n_dk.tolist(), n_wk.tolist(), n_wk.sum(0).tolist(),
+                                   [0.1] * 2, 0.01)
+    assert sampler.log_joint(state) == pytest.approx(expected, rel=1e-9)
+
+
 def test_restored_chain_continues_bit_for_bit(planted):
     """restore_state from (z, rng) and 3 more sweeps equals 6 uninterrupted sweeps: the
     proposals are drawn from z at each cycle's start, so nothing else is state."""

@@ -372,40 +372,65 @@ def _user_block(indptr, z, n_k, prior, key, users, delta, proposal, propose):
 
 
 # -- likelihood ------------------------------------------------------------------------
+_TABLE_WIDTH, _TABLE_CELLS = 1024, 1 << 16  # lgamma terms tabulated: per row, in all
+
+
 @njit(cache=True, nogil=True)
 def log_joint(indptr, word_ptr, perm, z, n_k, alpha, beta):
     """log p(w, z | alpha, beta) (Griffiths & Steyvers 2004), each item's and each user's
-    counts rebuilt from ``z`` in a scratch row: O(N + K), no V x K matrix."""
+    counts rebuilt from ``z`` in a scratch row: O(N + K), no V x K matrix. The terms
+    lgamma(c + prior) - lgamma(prior) of the small counts c (most of them) come from a
+    table built once a call (the same values, fewer lgamma calls)."""
     n_topics = n_k.shape[0]
     v_beta = (word_ptr.shape[0] - 1) * beta
     total = 0.0
     for k in range(n_topics):
         total += lgamma(v_beta) - lgamma(n_k[k] + v_beta)
-    lg = np.full(n_topics, lgamma(beta))
-    prior = np.full(n_topics, beta)
     counts = np.zeros(n_topics, dtype=np.int64)
+    prior = np.full(1, beta)
+    table = _lgamma_table(prior, _TABLE_WIDTH)
     for w in range(word_ptr.shape[0] - 1):
-        total += _row_terms(z, perm[word_ptr[w]:word_ptr[w + 1]], counts, prior, lg)
+        total += _row_terms(z, perm[word_ptr[w]:word_ptr[w + 1]], counts, prior, table)
     alpha_sum = alpha.sum()
-    for k in range(n_topics):
-        lg[k] = lgamma(alpha[k])
+    table = _lgamma_table(alpha, min(_TABLE_WIDTH, _TABLE_CELLS // n_topics))
     for d in range(indptr.shape[0] - 1):
         total += lgamma(alpha_sum) - lgamma(indptr[d + 1] - indptr[d] + alpha_sum)
-        total += _row_terms(z[indptr[d]:indptr[d + 1]], None, counts, alpha, lg)
+        total += _row_terms(z[indptr[d]:indptr[d + 1]], None, counts, alpha, table)
     return total
 
 
 @njit(cache=True, nogil=True)
-def _row_terms(z, index, counts, prior, lg_prior):
+def _lgamma_table(prior, width):
+    """``table[k, c] = lgamma(c + prior[k]) - lgamma(prior[k])`` for c < max(width, 1)."""
+    width = max(width, 1)
+    table = np.empty((prior.shape[0], width))
+    for k in range(prior.shape[0]):
+        base = lgamma(prior[k])
+        for c in range(width):
+            table[k, c] = lgamma(c + prior[k]) - base
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _row_terms(z, index, counts, prior, table):
     """sum_k lgamma(c_k + prior_k) - lgamma(prior_k) over the non-zero counts c of the
-    topics ``z[index]`` (``z`` itself when ``index`` is None); ``counts`` is left zero."""
+    topics ``z[index]`` (``z`` itself when ``index`` is None); ``prior`` and ``table``
+    (:func:`_lgamma_table`) have one row per topic, or one row for all; ``counts`` is left
+    zero."""
     n = z.shape[0] if index is None else index.shape[0]
     for j in range(n):
         counts[z[j] if index is None else z[index[j]]] += 1
+    shared = prior.shape[0] == 1
+    width = table.shape[1]
     total = 0.0
     for j in range(n):
         k = z[j] if index is None else z[index[j]]
-        if counts[k] > 0:
-            total += lgamma(counts[k] + prior[k]) - lg_prior[k]
+        c = counts[k]
+        if c > 0:
+            row = 0 if shared else k
+            if c < width:
+                total += table[row, c]
+            else:
+                total += lgamma(c + prior[row]) - lgamma(prior[row])
             counts[k] = 0
     return total

@@ -181,7 +181,8 @@ def test_asymmetric_alpha_proposal_is_drawn_from_alpha(mh_steps):
     which the user pass (uniform proposal, ratio alpha_t / alpha_s) keeps. Over 20,000
     sweeps the frequencies match it within 0.015 (binomial sd <= 0.0035). With one cycle a
     sweep the proposal is the sweep's first (propose_users); with two, the second cycle's
-    comes from the first user pass (the remainder of its token's draw)."""
+    comes from the first user pass (a one-token user takes its branch with a fresh draw;
+    the select of longer users is checked by test_chain_matches_its_exact_law)."""
     alpha = np.array([0.1, 0.3, 0.6, 2.0])
     indptr, words = csr_from_docs([[0]])
     state = sampler.init_state(indptr, words, 4, 1, alpha=alpha, beta=0.5, seed=4,
@@ -193,26 +194,31 @@ def test_asymmetric_alpha_proposal_is_drawn_from_alpha(mh_steps):
     np.testing.assert_allclose(seen / seen.sum(), alpha / alpha.sum(), atol=0.015)
 
 
-def test_a_long_users_proposals_from_alpha_take_fresh_draws():
-    """A user of 5,000 tokens, all on topic 0, at K = 4 with sum(alpha) = 3: too long for
-    the remainder of a token's draw to resolve the alias coin (the user pass then draws
-    afresh). Every proposal other than 0 comes from alpha, so over 1,500 user passes
-    (about 4,500 such draws) the proposals 1, 2, 3 follow alpha[1:] (chi-square at
-    p < 0.001 on 2 df)."""
-    alpha = np.array([0.1, 0.3, 0.6, 2.0])
-    n = 5_000
+@pytest.mark.parametrize("n, alpha, passes", [
+    (5_000, [0.1, 0.3, 0.6, 2.0], 1_500),
+    (70_000, [float(k) for k in range(1, 33)], 6)])
+def test_a_long_users_proposals_from_alpha_take_fresh_draws(n, alpha, passes):
+    """A user whose tokens are all on topic 0: too long for the remainder of a token's draw
+    to resolve the alias coin, so the user pass draws alpha's topic afresh (5,000 tokens,
+    K = 4, sum(alpha) = 3); past 2**16 tokens every proposal of the user takes a fresh
+    draw (70,000 tokens, K = 32, sum(alpha) = 528). Every proposal other than 0 comes from
+    alpha, so over the passes (about 4,500 and 3,200 such draws) the proposals 1.. follow
+    alpha[1:] (chi-square at p < 0.001)."""
+    alpha = np.array(alpha)
+    k = alpha.size
     indptr = np.array([0, n], dtype=np.int64)
     z = np.zeros(n, dtype=np.uint32)
-    n_k = np.array([n, 0, 0, 0], dtype=np.int64)
+    n_k = np.zeros(k, dtype=np.int64)
+    n_k[0] = n
     prob, alias = warp.alias_table(alpha)
     bounds = np.array([0, 1], dtype=np.int64)
-    seen = np.zeros(4)
-    for key in range(1_500):
+    seen = np.zeros(k)
+    for key in range(passes):
         z[:] = 0  # every token on topic 0 proposing 0: the pass moves nothing
         warp.user_pass(indptr, z, n_k, (alpha, 100 * 0.01), np.uint64(key), bounds,
                        (prob, alias, float(alpha.sum()), np.uint64(0)), True)
-        seen += np.bincount(z >> 16, minlength=4)
-    assert (z & 0xFFFF).max() == 0 and n_k.tolist() == [n, 0, 0, 0]
+        seen += np.bincount(z >> 16, minlength=k)
+    assert (z & 0xFFFF).max() == 0 and n_k[0] == n and n_k[1:].max() == 0
     expected = alpha[1:] / alpha[1:].sum() * seen[1:].sum()
     stat, df = chi_square(seen[1:], expected)
     assert seen[1:].sum() > 3_000 and stat < chi2_critical(df), (seen, stat)

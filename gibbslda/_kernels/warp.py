@@ -70,8 +70,12 @@ tokens' topics or a topic from the prior (beta or alpha): both candidates are co
 one selected, with no branch to mispredict (up to 1.7x faster proposals at K = 200,
 where alpha's share of a short user's proposals nears a half), the prior's topic taken
 from the draw's remainder where that resolves it to 2**-20 (``_FINE``), else (a long item
-or user, where the prior's share is small) from a fresh 53-bit draw in a branch. The
-Metropolis-Hastings steps are written
+or user, where the prior's share is small) from a fresh 53-bit draw in a branch. What the
+32 bits cost: on a row of n tokens and prior mass S (K beta or sum(alpha)) each of the
+proposal's n - 1 + S units of mass gets 2**32 / (n - 1 + S) grid points, give or take
+one, so q is drawn with relative error at most (n - 1 + S) / 2**32: 2**-16 up to
+``_WIDE`` = 2**16, past which (bestsellers, heavy users) every proposal of the row takes a
+fresh 53-bit draw. The Metropolis-Hastings steps are written
 out in the token loops: arrays passed to a helper there leave reference-count updates in
 the loop that numba does not remove (a 1.5x slower pass, measured).
 
@@ -101,6 +105,7 @@ _TWO53_INV = 1.0 / 9007199254740992.0  # 2**-53
 _TWO32_INV = 1.0 / 4294967296.0  # 2**-32
 _LOW32 = np.uint64(0xFFFFFFFF)
 _FINE = 4096.0  # 2**32 / 2**20: when a 32-bit draw's remainder may pick a prior topic
+_WIDE = 65536.0  # 2**16: past it a row's proposals take 53-bit draws (see the docstring)
 
 
 # -- random numbers ----------------------------------------------------------------
@@ -289,8 +294,12 @@ def _item_block(word_ptr, perm, z, n_k, beta, key, w0, w1, delta):
                 t = other if r < n_w - 1 else flat
                 z[perm[start + j]] = (t << _SHIFT) | buf[j]
         else:  # a long item, where a uniform topic is rare: from a fresh 53-bit draw
+            wide = n_w - 1 + k_beta > _WIDE
             for j in range(n_w):
                 r = ahead[j] * (n_w - 1 + k_beta)
+                if wide:  # past 2**16 tokens: all of the draw from 53 bits
+                    x, u = _uniform(x)
+                    r = u * (n_w - 1 + k_beta)
                 if r < n_w - 1:
                     t = buf[_other(r, j)]
                 else:
@@ -361,8 +370,12 @@ def _user_block(indptr, z, n_k, prior, key, users, delta, proposal, propose):
                 t = other if r < n_d - 1 else drawn
                 z[start + j] = (t << _SHIFT) | (z[start + j] & _LOW)
         else:  # one token, or a long user (alpha rare): a fresh 53-bit draw for alpha
+            wide = n_d - 1 + alpha_sum > _WIDE
             for j in range(n_d):
                 r = ahead[j] * (n_d - 1 + alpha_sum)
+                if wide:  # past 2**16 tokens: all of the draw from 53 bits
+                    x, u = _uniform(x)
+                    r = u * (n_d - 1 + alpha_sum)
                 if r < n_d - 1:
                     t = z[start + _other(r, j)] & _LOW
                 else:
@@ -388,15 +401,25 @@ def log_joint(indptr, word_ptr, perm, z, n_k, alpha, beta):
         total += lgamma(v_beta) - lgamma(n_k[k] + v_beta)
     counts = np.zeros(n_topics, dtype=np.int64)
     prior = np.full(1, beta)
-    table = _lgamma_table(prior, _TABLE_WIDTH)
+    table = _lgamma_table(prior, min(_TABLE_WIDTH, _longest(word_ptr) + 1))
     for w in range(word_ptr.shape[0] - 1):
         total += _row_terms(z, perm[word_ptr[w]:word_ptr[w + 1]], counts, prior, table)
     alpha_sum = alpha.sum()
-    table = _lgamma_table(alpha, min(_TABLE_WIDTH, _TABLE_CELLS // n_topics))
+    table = _lgamma_table(alpha, min(_TABLE_WIDTH, _TABLE_CELLS // n_topics,
+                                     _longest(indptr) + 1))
     for d in range(indptr.shape[0] - 1):
         total += lgamma(alpha_sum) - lgamma(indptr[d + 1] - indptr[d] + alpha_sum)
         total += _row_terms(z[indptr[d]:indptr[d + 1]], None, counts, alpha, table)
     return total
+
+
+@njit(cache=True, nogil=True)
+def _longest(ptr):
+    """The most tokens of one row of the offsets ``ptr``."""
+    longest = 0
+    for r in range(ptr.shape[0] - 1):
+        longest = max(longest, ptr[r + 1] - ptr[r])
+    return longest
 
 
 @njit(cache=True, nogil=True)

@@ -33,6 +33,8 @@ Samplers (all target the LDA posterior; with ``n_shards=1`` each is an exact MCM
   must be 1). The totals and the other side's counts are those of the pass's start: not an
   exact chain (see :mod:`gibbslda._kernels.warp`). K <= 65,536; ``mh_steps`` cycles (item
   pass + user pass) a sweep.
+- ``"vector"``: the dense conditional for K <= 64 as float32 rows the compiler vectorises
+  (:mod:`gibbslda._kernels.vector`): exact up to float32 rounding, not bit-equal to dense.
 """
 from __future__ import annotations
 
@@ -41,13 +43,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gibbslda import _kernels, _rng, _validate
+from gibbslda._kernels import vector as _vector
 from gibbslda._kernels import warp as _warp
 from gibbslda._kernels import layout as _layout_kernels
 from gibbslda.layout import block_order, build_layout, shard_cells
 from gibbslda.layout import shard_layout  # noqa: F401 (public)
 from gibbslda.packed import item_counts, packed_counts, topic_bits  # noqa: F401
 
-SAMPLERS = ("dense", "sparse", "mh", "warp")
+SAMPLERS = ("dense", "sparse", "mh", "warp", "vector")
+MAX_VECTOR_TOPICS = _vector.MAX_TOPICS
 MAX_WARP_TOPICS = _warp.MAX_TOPICS  # a topic and a proposal share one 32-bit word
 _KIND = {"dense": _kernels.DENSE, "sparse": _kernels.SPARSE, "mh": _kernels.MH}
 
@@ -232,6 +236,9 @@ def _checked(indptr, words, n_topics, n_items, alpha, beta, sampler, n_shards, m
         n_items = int(words.max()) + 1 if words.size else 0
     if sampler == "warp":
         _check_warp(n_topics, n_shards, words)
+    if sampler == "vector" and n_topics > _vector.MAX_TOPICS:
+        raise ValueError(f"sampler 'vector' takes at most {_vector.MAX_TOPICS} topics, got "
+                         f"n_topics={n_topics}: use sampler='dense' or 'auto'")
     return (indptr, words, n_topics, n_items, _validate.as_alpha(alpha, n_topics),
             _validate.check_positive("beta", beta), n_shards, mh_steps)
 
@@ -292,6 +299,9 @@ def sweep(state: GibbsState, n_sweeps: int = 1) -> None:
             _warp_sweep(state)
         return
     tok = (state.indptr, layout["cell_ptr"], state.words, state.z)
+    if state.sampler == "vector":
+        _vector_sweeps(state, tok, n_sweeps)
+        return
     prior = (state.alpha, np.cumsum(state.alpha), float(state.beta))
     kind, steps = _KIND[state.sampler], np.int64(state.mh_steps)
     for _ in range(n_sweeps):
@@ -301,6 +311,25 @@ def sweep(state: GibbsState, n_sweeps: int = 1) -> None:
         else:
             _kernels.sweep_sharded(kind, tok, layout["wc"], layout["wi"], state.n_wk,
                                    state.n_k, prior, state.rng, layout["doc_bounds"], steps)
+
+
+def _vector_sweeps(state: GibbsState, tok, n_sweeps: int) -> None:
+    """``n_sweeps`` sweeps of the float32 kernel, once its terms are known to stay in
+    float32's normal range: alpha beta / (N + V beta) >= 1e-30, sums <= 1e30."""
+    n, v_beta = state.n_tokens, state.n_items * float(state.beta)
+    if n:
+        low = state.alpha.min() * state.beta / (n + v_beta)
+        high = state.n_topics * (n + state.alpha.max()) * (n + state.beta) / v_beta
+        if not 1e-30 <= low <= high <= 1e30:
+            raise ValueError(f"sampler 'vector' computes in float32: with these priors and "
+                             f"sizes its terms span {low:.3g} to {high:.3g}, outside "
+                             "[1e-30, 1e30]: use sampler='dense'")
+    args = (state.n_wk, state.n_k, state.alpha, float(state.beta), state.rng)
+    for _ in range(n_sweeps):
+        if state.n_shards == 1:
+            _vector.sweep_serial(tok, *args)
+        else:
+            _vector.sweep_sharded(tok, *args, state.layout["doc_bounds"])
 
 
 def _warp_sweep(state: GibbsState) -> None:

@@ -25,7 +25,8 @@ Samplers: "dense", "sparse" and "mh" sweep the touched users with their own kern
 stream (the serial chain, whatever ``n_shards``). "warp" keeps no item x topic counts (each
 item pass rebuilds them from every token), so a pass restricted to some users is not
 defined for it: its updates sweep with the exact "sparse" kernel on counts built from z,
-then the warp layout is rebuilt; the chain stays a warp chain.
+then the warp layout is rebuilt; the chain stays a warp chain. "vector" sweeps with the
+"dense" kernel (the same conditional, in float64) and stays a vector chain.
 
 Decay and the posterior: the kernels count whole tokens, so counts cannot be fractional.
 ``decay`` *thins* instead: an old token survives with probability p (a factor per update,
@@ -66,7 +67,7 @@ from gibbslda.corpus import Corpus, as_corpus
 from gibbslda.errors import ModelFileError
 
 DEFAULT_SWEEPS = 20  # sweeps over the touched users when LDA.update(n_iter=None)
-_WORK = {"warp": "sparse"}  # the kernel that sweeps a subset of a sampler's users
+_WORK = {"warp": "sparse", "vector": "dense"}  # the kernel sweeping a subset of users
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,10 @@ def warp(corpus, env):
     return _lda(sampler="warp", n_jobs=2).fit(corpus)
 
 
+def vector(corpus, env):
+    return _lda(sampler="vector").fit(corpus)
+
+
 def sharded(corpus, env):
     return _lda(sampler="sparse", n_shards=3).fit(corpus)
 
@@ -145,8 +149,9 @@ class Way:
         return self.build.__name__
 
 
-WAYS = [Way(dense), Way(sparse), Way(mh), Way(warp), Way(sharded), Way(sharded_two_threads),
-        Way(auto_priors), Way(resumed), Way(stopped_and_resumed), Way(loaded),
+WAYS = [Way(dense), Way(sparse), Way(mh), Way(warp), Way(vector), Way(sharded),
+        Way(sharded_two_threads), Way(auto_priors), Way(resumed), Way(stopped_and_resumed),
+        Way(loaded),
         Way(updated, refit_from_params=False),
         Way(distributed, refit_from_params=False)]
 

@@ -271,6 +271,7 @@ def test_no_checkpoint_message():
     ("n_iter", 0, ValueError, "n_iter must be >= 1"),
     ("sampler", "mh", ValueError, "got 'mh'"),
     ("sampler", "warp", ValueError, "got 'warp': its item proposal"),
+    ("sampler", "vector", ValueError, "got 'vector': the float32 kernel"),
     ("alpha", "auto", ValueError, "alpha must be a number for DistributedLDA"),
     ("beta", -1.0, ValueError, "beta must be finite and > 0, got -1.0"),
     ("n_topics", 0, ValueError, "n_topics must be >= 1"),

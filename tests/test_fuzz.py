@@ -106,7 +106,7 @@ def test_prepare_any_event_log(rows, cap, dedupe, word, min_user_items, min_item
        n_topics=st.integers(1, 30),
        alpha=st.one_of(st.floats(1e-6, 1e3), st.just("auto")),
        beta=st.one_of(st.floats(1e-6, 1e3), st.just("auto")),
-       name=st.sampled_from(["auto", "dense", "sparse", "mh"]),
+       name=st.sampled_from(["auto", "dense", "sparse", "mh", "vector"]),
        n_shards=st.integers(1, 3))
 def test_fit_any_small_corpus(docs, n_topics, alpha, beta, name, n_shards):
     model = LDA(n_topics, alpha=alpha, beta=beta, sampler=name, n_shards=n_shards,

@@ -193,7 +193,7 @@ def test_heldout_kernels_compile_once(split):
     """Odd inputs (lists of ids, uint8 counts), every sampler, learned priors: one
     signature each."""
     lists = [["x", "y", "z", "x"], ["y", "z"], ["z", "x", "y"]]
-    for name in ("dense", "sparse", "mh", "warp"):
+    for name in ("dense", "sparse", "mh", "warp", "vector"):
         LDA(3, sampler=name, n_iter=2, random_state=np.uint32(2),
             alpha=np.array([1, 2, 3], dtype=np.int64), beta=1, eval_every=1).fit(
             lists, heldout=(lists[:2], [["y"], ["x"]]))

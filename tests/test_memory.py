@@ -128,7 +128,7 @@ def test_layout_kernels_compile_once():
     Corpus.from_csr(*odd)
     Corpus.from_frame(pl.DataFrame({"user_id": ["a", "b", "a"], "item_id": [3, 1, 3]}))
     Corpus.from_lists([["x", "y", "x"], ["y"]])
-    for name in ("dense", "sparse", "mh", "warp"):
+    for name in ("dense", "sparse", "mh", "warp", "vector"):
         for n_shards in (1, 2) if name != "warp" else (1,):
             indptr, words = np.array([0, 2, 3], np.uint8), np.array([3, 0, 1], np.int16)
             state = sampler.init_state(indptr, words, 3, 4, seed=0, sampler=name,

@@ -5,7 +5,7 @@ import pytest
 from gibbslda import LDA, sampler
 from gibbslda.evaluate import completion_log_likelihood, split_users
 
-SAMPLERS = ["dense", "sparse", "mh"]
+SAMPLERS = ["dense", "sparse", "mh", "vector"]
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

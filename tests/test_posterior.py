@@ -16,7 +16,7 @@ N_SAMPLES = 30_000
 THIN = 5  # sweeps between recorded states
 
 
-@pytest.mark.parametrize("name", ["dense", "sparse", "mh"])
+@pytest.mark.parametrize("name", ["dense", "sparse", "mh", "vector"])
 @pytest.mark.parametrize("docs,n_items,n_topics,alpha,beta", [
     ([[0, 1, 0], [1, 2]], 3, 2, [0.5, 0.5], 0.5),
     ([[0, 1, 0], [1, 2]], 3, 3, [0.2, 0.6, 1.5], 0.3),
@@ -123,7 +123,7 @@ def one_thread():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dense", "sparse", "mh"])
+@pytest.mark.parametrize("name", ["dense", "sparse", "mh", "vector"])
 def test_sharded_chain_matches_its_exact_law(one_thread, name):
     """The sharded chain samples the stationary law of its schedule, enumerated exactly.
 

@@ -11,7 +11,7 @@ from gibbslda import LDA, _kernels, sampler
 from gibbslda.evaluate import completion_log_likelihood, split_users
 from gibbslda.synthetic import planted_corpus
 
-SAMPLERS = ["dense", "sparse", "mh"]
+SAMPLERS = ["dense", "sparse", "mh", "vector"]
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

@@ -30,11 +30,11 @@ from tests.conftest import traced_peak
 from tests.reference import csr
 
 K, D, V = 9, 70, 48  # items 44..47 have no token: their scores tie, broken by index
-SAMPLERS = [("dense", {}), ("sparse", {}), ("mh", {}), ("warp", {}),
+SAMPLERS = [("dense", {}), ("sparse", {}), ("mh", {}), ("warp", {}), ("vector", {}),
             ("sparse", {"n_shards": 2}), ("dense", {"alpha": "auto", "beta": "auto",
                                                     "optimize_burn_in": 3,
                                                     "optimize_every": 3})]
-IDS = ["dense", "sparse", "mh", "warp", "sharded", "auto_priors"]
+IDS = ["dense", "sparse", "mh", "warp", "vector", "sharded", "auto_priors"]
 # Sums in another order than the dense product (column sums, demand, the sparse phi's
 # counts part plus smoothing) differ by a few ulps of values <= the number of users.
 ORDER_TOL = 1e-12
@@ -244,7 +244,7 @@ def test_an_item_deep_in_both_orders_still_wins():
     topics = [[0] for _ in range(16)] + [[1, 1] for _ in range(16)] + [[0, 1]] + [[0] * 20]
     indptr, words = csr(docs)
     z = np.concatenate([np.array(t) for t in topics])
-    for name in ("dense", "sparse", "mh", "warp"):
+    for name in ("dense", "sparse", "mh", "warp", "vector"):
         state = sampler.restore_state(indptr, words, z, 2, 34, alpha=0.1, beta=0.01,
                                       rng=np.ones((1, 4), dtype=np.uint64), sampler=name,
                                       n_shards=1)
@@ -265,7 +265,8 @@ from hypothesis import given, strategies as st  # noqa: E402
 
 
 @given(seed=st.integers(0, 10**6), n_topics=st.integers(1, 40),
-       name=st.sampled_from(["dense", "sparse", "mh", "warp"]), n=st.integers(1, 60),
+       name=st.sampled_from(["dense", "sparse", "mh", "warp", "vector"]),
+       n=st.integers(1, 60),
        alpha=st.sampled_from([0.01, 0.1, 1.0, 3.0]), exclude_seen=st.booleans())
 def test_top_n_property_on_random_models(seed, n_topics, name, n, alpha, exclude_seen):
     """Any corpus (up to 400 items, so the lists are read to a depth below V), K, alpha,
@@ -330,7 +331,7 @@ def test_per_call_paths_allocate_no_dense_matrix(name, monkeypatch):
 def test_score_kernels_compile_once(tmp_path):
     """Odd id dtypes, every sampler, learned priors, new users, exclusions and names: one
     signature per per-call kernel."""
-    for name in ("dense", "sparse", "mh", "warp"):
+    for name in ("dense", "sparse", "mh", "warp", "vector"):
         model = LDA(3, sampler=name, n_iter=2, random_state=np.uint8(1), alpha="auto",
                     optimize_burn_in=1, optimize_every=1).fit(
             [["x", "y"], ["y", "z", "z"]] * 3)

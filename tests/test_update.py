@@ -135,7 +135,7 @@ def test_fold_in_matches_the_reference(base, batch):
         np.testing.assert_array_equal(model.z_[e:e + b - a], before_z[a:b])
 
 
-@pytest.mark.parametrize("sampler", ["dense", "sparse", "mh", "warp"])
+@pytest.mark.parametrize("sampler", ["dense", "sparse", "mh", "warp", "vector"])
 def test_sweeps_touch_only_the_users_of_the_update(base, batch, sampler):
     model = _fit(base, sampler=sampler)
     before = model.z_.copy()
@@ -334,7 +334,7 @@ def test_update_kernels_compile_once():
         assert len(kernel.signatures) == 1, kernel
 
 
-@pytest.mark.parametrize("sampler", ["dense", "sparse", "mh", "warp"])
+@pytest.mark.parametrize("sampler", ["dense", "sparse", "mh", "warp", "vector"])
 def test_scope_new_resamples_only_the_new_tokens(base, batch, sampler):
     model = _fit(base, sampler=sampler)
     before = model.z_.copy()

@@ -124,6 +124,10 @@ class DistributedLDA:
             raise ValueError(f"sampler must be 'auto', 'dense' or 'sparse' for DistributedLDA,"
                              f" got {self.sampler!r}: its item proposal reads one partition's "
                              "tokens, not the merged counts")
+        if self.sampler == "vector":
+            raise ValueError("sampler must be 'auto', 'dense' or 'sparse' for DistributedLDA, "
+                             "got 'vector': the float32 kernel is not run on partitions (use "
+                             "'dense', the same conditional)")
         model = LDA(self.n_topics, alpha=self.alpha, beta=self.beta, n_iter=self.n_iter,
                     random_state=self.random_state, sampler=self.sampler,
                     n_shards=self.n_partitions, eval_every=self.eval_every)

@@ -25,11 +25,14 @@ Models, fitted on the training part only: LDA (``--topics``, learned priors,
 their settings and the default, "chosen", are tuned on a validation split carved from the
 training part, timed as "tune s"); popularity, item-kNN (100 neighbours) and EASE (l2 500,
 5000 items). Fit seconds are wall time after a compile warm-up. The test part is used
-only to report.
+only to report. ``--profile-tuning`` prints the choice's cProfile (by own time) to stderr.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
+import sys
 import time
 from pathlib import Path
 
@@ -68,9 +71,15 @@ def systems(split, args):
     else:
         from gibbslda import rankers
 
+        profile = cProfile.Profile() if args.profile_tuning else None
         started = time.perf_counter()
+        if profile is not None:
+            profile.enable()
         chosen = rankers.choose(model).chosen
         tune = time.perf_counter() - started
+        if profile is not None:
+            profile.disable()
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(15)
         for name, scorer in rankers.variants(model, split.known).items():
             out[f"chosen = {chosen}" if name == "chosen" else name] = (scorer, fit, tune)
     for name, baseline in (("popularity", Popularity()), ("item-kNN", ItemKNN(100)),
@@ -98,6 +107,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write every row as parquet")
     parser.add_argument("--lda-only", action="store_true",
                         help="theta . phi alone instead of every variant")
+    parser.add_argument("--profile-tuning", action="store_true",
+                        help="print where the choice's time goes (cProfile, to stderr)")
     args = parser.parse_args()
 
     warm = (np.array([0, 2, 3]), np.array([0, 1, 1]))

@@ -91,7 +91,8 @@ def main() -> None:
         tune = time.perf_counter() - start
         print(f"| K={k}: fit {fit:.1f} s, choice {tune:.1f} s ({tune / fit:.2f}x) on "
               f"{choice.n_users} validation users, chosen {choice.chosen}, half-life "
-              f"{choice.half_life_days}, pop {choice.popularity}, b_knn {choice.knn_blend}, "
+              f"{choice.half_life_days}, pop {choice.popularity} (per-user strength "
+              f"{choice.propensity_strength}), b_knn {choice.knn_blend}, "
               f"b_ease {choice.ease_blend}; validation recall@20 of EASE alone "
               f"{choice.recall.get('lda+ease b=1.0', float('nan')):.4f} | | | | | | |",
               flush=True)

@@ -82,7 +82,11 @@ class Choice:
     knn_blend, ease_blend : b of each partner; chosen : the default's variant name;
     recall : Recall@20 of each variant on the validation split; seconds : tuning time;
     n_users : validation users; iknn_blend : b of the interest-weighted item-kNN
-    (``"lda+iknn"``; 0.0 when absent from a saved choice, which is from before it).
+    (``"lda+iknn"``; 0.0 when absent from a saved choice, which is from before it);
+    propensity_strength : the Beta prior's strength (pseudo-tokens) of each user's own
+    background share around ``popularity`` (``"lda+pop"`` and the blends built on it), None
+    for infinite: one share ``popularity`` for every user (also when absent from a saved
+    choice, which is from before per-user shares).
     """
 
     half_life_days: float | None
@@ -94,6 +98,7 @@ class Choice:
     seconds: float
     n_users: int
     iknn_blend: float = 0.0
+    propensity_strength: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -106,7 +111,7 @@ class Choice:
                                  f"{type(data).__name__}; {_DAMAGED}")
         names = [f.name for f in fields(cls)]
         for name in names:
-            if name not in data and name != "iknn_blend":  # older folders lack it
+            if name not in data and name not in _LATER:  # older folders lack these
                 raise ModelFileError(f"ranking.json lacks the field {name}; {_DAMAGED}")
             if name in data and not _valid(name, data[name]):
                 raise ModelFileError(f"ranking.json: field {name} has the invalid value "
@@ -118,6 +123,9 @@ class Choice:
         return cls(**data)
 
 
+_LATER = ("iknn_blend", "propensity_strength")  # Choice fields added after its first save
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and \
         math.isfinite(value)
@@ -125,7 +133,7 @@ def _number(value) -> bool:
 
 def _valid(name: str, value) -> bool:
     """Whether ``value`` can be the Choice field ``name`` (as :func:`choose` writes it)."""
-    if name == "half_life_days":
+    if name in ("half_life_days", "propensity_strength"):
         return value is None or (_number(value) and value > 0)
     if name in ("popularity", "knn_blend", "ease_blend", "iknn_blend"):
         return _number(value) and 0 <= value <= 1

@@ -851,15 +851,42 @@ def update_fold_in(users, n_wk, n_k, alpha, beta, n_items, rng_state):
 
 
 # -- recommend()'s dense variants (gibbslda.rankers.Scorer) --------------------------------
+def em_theta_share(docs, weights, phi, pop, alpha, mean, strength, n_iter):
+    """Obviously correct: per user, theta and lam of p(w) = (1 - lam) sum_k theta_k
+    phi[k][w] + lam pop[w] by n_iter EM steps from (alpha / sum alpha, mean): a token's
+    parts r_k = (1 - lam) theta_k phi[k][w] / p(w), q = lam pop[w] / p(w); then theta_k =
+    (alpha_k + A_k) / (sum A + sum alpha), lam = (strength mean + Q) / (strength + sum A +
+    Q), A_k and Q the weighted sums of r_k and q. Returns (thetas, lams)."""
+    thetas, lams = [], []
+    k_topics, alpha_sum = len(alpha), sum(alpha)
+    for doc, weight in zip(docs, weights):
+        theta, lam = [a / alpha_sum for a in alpha], mean
+        for _ in range(n_iter if doc else 0):
+            acc, back = [0.0] * k_topics, 0.0
+            for w, c in zip(doc, weight):
+                r = [(1 - lam) * theta[k] * phi[k][w] for k in range(k_topics)]
+                p = sum(r) + lam * pop[w]
+                for k in range(k_topics):
+                    acc[k] += c * r[k] / p
+                back += c * lam * pop[w] / p
+            theta = [(alpha[k] + acc[k]) / (sum(acc) + alpha_sum) for k in range(k_topics)]
+            lam = (strength * mean + back) / (strength + sum(acc) + back)
+        thetas.append(theta)
+        lams.append(lam)
+    return thetas, lams
+
+
 def variant_scores(docs, times, phi, alpha, n_iter, half_life_days, lam, train_docs,
-                   partner, b):
+                   partner, b, strength=None):
     """Obviously correct scores of one user per row, as gibbslda.rankers documents them:
     token weights 0.5 ** (age / half-life) (age in days from the user's latest event,
     scaled to sum to the user's token count; all 1 without a half-life), theta by
     :func:`em_theta`, p = sum_k theta_k phi[k][w]; with lam > 0, (1 - lam) p + lam pop[w]
-    (pop: the training users holding w, normalised to sum 1); with b > 0, (1 - b) p / max p
-    + b s / max s, s the row of ``partner`` (users x V) with -inf counted 0 (max s taken
-    as 1 when not positive)."""
+    (pop: the training users holding w, normalised to sum 1); with lam > 0 and a
+    ``strength``, each user's own lam by :func:`em_theta_share` (Beta prior of mean lam,
+    that strength; its theta dropped, theta stays :func:`em_theta`'s); with b > 0, (1 - b) p / max p + b s / max s, s the
+    row of ``partner`` (users x V) with -inf counted 0 (max s taken as 1 when not
+    positive)."""
     day = 86_400 * 10 ** 6
     n_items = len(phi[0])
     holders = [sum(w in set(doc) for doc in train_docs) for w in range(n_items)]
@@ -871,12 +898,14 @@ def variant_scores(docs, times, phi, alpha, n_iter, half_life_days, lam, train_d
             continue
         raw = [0.5 ** ((max(stamps) - t) / (half_life_days * day)) for t in stamps]
         weights.append([r * len(doc) / sum(raw) for r in raw])
-    thetas = em_theta(docs, weights, phi, alpha, n_iter)
+    thetas, lams = em_theta(docs, weights, phi, alpha, n_iter), [lam] * len(docs)
+    if lam > 0 and strength is not None:
+        lams = em_theta_share(docs, weights, phi, pop, alpha, lam, strength, n_iter)[1]
     out = []
     for u, theta in enumerate(thetas):
         row = [sum(theta[k] * phi[k][w] for k in range(len(theta))) for w in range(n_items)]
         if lam > 0:
-            row = [(1 - lam) * p + lam * pop[w] for w, p in enumerate(row)]
+            row = [(1 - lams[u]) * p + lams[u] * pop[w] for w, p in enumerate(row)]
         if b > 0:
             other = [s if s != -math.inf else 0.0 for s in partner[u]]
             top_other = max(other) if max(other) > 0 else 1.0

@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gibbslda import LDA, posterior, rankers
-from gibbslda._kernels.foldin_em import em_theta
+from gibbslda import LDA, posterior, rankers, validation
+from gibbslda._kernels.foldin_em import em_theta, em_theta_share
 from gibbslda.corpus import Corpus
 from gibbslda.ranking import evaluate_rankings
 from gibbslda.recommend import explain, recommend, recommend_new
@@ -202,7 +202,11 @@ def test_the_fold_in_kernel_compiles_once(drifting_model):
                             vocabulary=drifting_model.item_ids_)
     rankers.variants(drifting_model, odd)["lda_recency"](np.arange(2))
     rankers.variants(drifting_model)["lda_avg"](np.arange(3))
-    assert len(em_theta.signatures) == 1
+    rankers.fold_in(rankers.validation_split(drifting_model)[0], odd, True, 30.0, 0.2, 5.0)
+    assert len(em_theta.signatures) == 1 and len(em_theta_share.signatures) == 1
+    from gibbslda._kernels.judge import top_hits
+    rankers.choose(drifting_model, refresh=True)  # every block and partner judged
+    assert len(top_hits.signatures) == 1
 
 
 def test_big_models_keep_the_sparse_path(monkeypatch):
@@ -240,8 +244,20 @@ def test_validation_recall_is_the_ranking_metric(drifting_model):
     _, observed, hidden = rankers.validation_split(drifting_model)
     scores = np.random.default_rng(5).random((observed.n_users, observed.n_items))
     want = evaluate_rankings(scores, observed, hidden, k=20)["recall"][0]
-    got = rankers._Judge(observed, hidden)(scores.copy())  # no ties: the same top 20
+    judge = validation.Judge(observed, hidden)
+    got = judge(scores)  # no ties: the same top 20
     assert got == pytest.approx(want, rel=1e-12)
+    # a blend judged on the fly is the blend's block judged (b = 1: the other alone)
+    other = np.random.default_rng(6).random(scores.shape)
+    for b in (0.3, 1.0):
+        want = evaluate_rankings((1 - b) * scores + b * other, observed, hidden,
+                                 k=20)["recall"][0]
+        assert judge(scores, other, b) == pytest.approx(want, rel=1e-12)
+    # ties across the 20th place (5 score levels): taken in column order, as
+    # evaluate_rankings takes them
+    tied = np.floor(scores * 5) / 5
+    want = evaluate_rankings(tied, observed, hidden, k=20)["recall"][0]
+    assert judge(tied) == pytest.approx(want, rel=1e-12)
 
 
 # -- review of issue 15 (helper E) ------------------------------------------------------
@@ -348,13 +364,14 @@ def sampled_model():
     return model, phi.T
 
 
-@pytest.mark.parametrize("chosen", ["lda_avg", "lda_recency", "lda+pop", "lda+knn",
-                                    "lda+ease", "lda+iknn"])
-def test_default_recommend_matches_the_reference(sampled_model, chosen):
+@pytest.mark.parametrize("chosen, strength", [
+    ("lda_avg", None), ("lda_recency", None), ("lda+pop", None), ("lda+knn", None),
+    ("lda+ease", None), ("lda+iknn", None), ("lda+pop", 5.0), ("lda+ease", 5.0)])
+def test_default_recommend_matches_the_reference(sampled_model, chosen, strength):
     from gibbslda.baselines import EASE, ItemKNN
     model, phi = sampled_model
     corpus = model.corpus_
-    _small_choice(model, chosen, half_life_days=30.0)
+    _small_choice(model, chosen, half_life_days=30.0, propensity_strength=strength)
     docs = [corpus.words[a:b].tolist() for a, b in zip(corpus.indptr, corpus.indptr[1:])]
     times = [corpus.times[a:b].tolist() for a, b in zip(corpus.indptr, corpus.indptr[1:])]
     partner = {"lda+knn": ItemKNN(rankers.KNN_NEIGHBOURS), "lda+ease": EASE(
@@ -368,7 +385,7 @@ def test_default_recommend_matches_the_reference(sampled_model, chosen):
         docs, times, phi.tolist(), model.alpha_.tolist(), rankers.EM_ITER,
         None if chosen == "lda_avg" else 30.0, 0.0 if chosen in ("lda_avg", "lda_recency")
         else 0.3, docs, other, {"lda+knn": 0.4, "lda+ease": 0.6, "lda+iknn": 0.5}.get(
-            chosen, 0.0))
+            chosen, 0.0), strength)
     users = [17, 3, 29, 0]  # in this order, not index order
     banned = [5, 64]
     n = corpus.n_items  # more than any user's unseen items
@@ -471,3 +488,103 @@ def test_choice_saved_before_lda_iknn_loads_with_no_blend(tmp_path):
     (tmp_path / "m" / "ranking.json").write_text(json.dumps(data))  # an older folder
     loaded = LDA.load(tmp_path / "m").ranking_
     assert loaded.iknn_blend == 0.0 and loaded.knn_blend == 0.4 and loaded.chosen == "lda+knn"
+
+
+# -- per-user popularity propensity (issue 15 item 1, session 4) --------------------------
+
+def test_em_share_fold_in_matches_the_reference():
+    rng = np.random.default_rng(4)
+    phi = rng.dirichlet(np.ones(7), size=3)
+    pop = rng.dirichlet(np.ones(7))
+    docs = [[0, 3, 3, 6], [], [1], [2, 5, 4, 4, 0], [6, 6, 6, 1, 2, 3]]
+    weights = [list(rng.uniform(0.1, 2.0, size=len(d))) for d in docs]
+    alpha = np.array([0.1, 0.3, 0.2])
+    indptr = np.cumsum([0] + [len(d) for d in docs]).astype(np.int64)
+    theta, share = np.empty((len(docs), 3)), np.empty(len(docs))
+    em_theta_share(indptr, np.array(sum(docs, []), dtype=np.int32),
+                   np.array(sum(weights, []), dtype=np.float64),
+                   np.ascontiguousarray(phi.T), alpha, pop, np.array([0.3, 2.0]),
+                   np.int64(12), theta, share)
+    want_theta, want_share = reference.em_theta_share(
+        docs, weights, phi.tolist(), pop.tolist(), alpha.tolist(), 0.3, 2.0, 12)
+    np.testing.assert_allclose(theta, want_theta, rtol=1e-12)
+    np.testing.assert_allclose(share, want_share, rtol=1e-12)
+    assert share[1] == 0.3 and not np.allclose(share, 0.3)  # no tokens: the prior mean
+
+
+def _followers(seed, *, topics=8, block=60, hits=40, n=600, length=30, teachers=1000):
+    """Half the users follow popularity: half their ``length`` events among ``hits``
+    bestsellers that belong to no interest, half in one interest (``block`` items each);
+    the other half keep to one interest. ``teachers`` buy 3 items of one interest 50 times
+    each, which fixes the topics (the bestsellers' tokens are few beside them) while
+    adding little to the popularity (users holding each item). Bestsellers then hold
+    ~10x an interest item's popularity share; ranking them first needs a background
+    share near 0.8 for a follower, and costs the others most of their Recall@20."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(n):
+        own = int(rng.integers(topics)) * block + rng.integers(block, size=length)
+        if rng.random() < 0.5:
+            own[:length // 2] = topics * block + rng.integers(hits, size=length // 2)
+        docs.append(rng.permutation(own).tolist())
+    for _ in range(teachers):
+        t = int(rng.integers(topics))
+        docs.append(np.repeat(t * block + rng.choice(block, 3, replace=False), 50).tolist())
+    order = rng.permutation(len(docs))
+    return Corpus.from_lists([docs[i] for i in order],
+                             vocabulary=np.arange(topics * block + hits))
+
+
+def test_per_user_propensity_beats_one_share_when_users_differ():
+    model = LDA(8, n_iter=60, random_state=0).fit(_followers(0))
+    choice = rankers.choose(model)
+    lam = choice.popularity
+    one = max(v for k, v in choice.recall.items() if k.startswith("lda+pop lam=") and
+              " s=" not in k)
+    assert choice.propensity_strength is not None, choice.recall
+    own = choice.recall[f"lda+pop lam={lam} s={choice.propensity_strength}"]
+    # ~300 judged users (the teachers' hidden items are all repeats); over corpus and
+    # chain seeds 0-3 the per-user shares led the best single share by 0.021 to 0.057
+    # (Recall@20 of 0.21-0.30): 0.01 is below that and above the paired noise. They were
+    # kept in seeds 0-2; in seed 3 the one share's blends validated higher (so kept it)
+    assert own > one + 0.01 and choice.recall["lda+pop"] == own, choice.recall
+    # every variant built on lda+pop uses the users' own shares
+    scorers = rankers.variants(model)
+    parts = scorers["lda+pop"].parts
+    share = rankers.shares(parts, model.corpus_, True, choice.half_life_days, lam,
+                           choice.propensity_strength)
+    assert share.std() > 0.1  # planted: followers near 0.8, the others far below
+    corpus = model.corpus_
+    docs = [corpus.words[a:b].tolist() for a, b in zip(corpus.indptr, corpus.indptr[1:])]
+    times = ([[0] * len(doc) for doc in docs] if corpus.times is None else
+             [corpus.times[a:b].tolist() for a, b in zip(corpus.indptr, corpus.indptr[1:])])
+    want = reference.variant_scores(  # plain loops: theta, each user's share, the mixture
+        docs[:5], times[:5], parts.phi(True).tolist(), model.alpha_.tolist(),
+        rankers.EM_ITER, choice.half_life_days, lam, docs, None, 0.0,
+        choice.propensity_strength)
+    np.testing.assert_allclose(scorers["lda+pop"](np.arange(5)), want, rtol=1e-9)
+    for name in ("lda+knn", "lda+ease", "lda+iknn"):
+        assert scorers[name].strength == choice.propensity_strength
+
+
+def test_propensity_round_trips_and_older_choices_load_as_one_share(tmp_path):
+    import json
+    model = LDA(3, n_iter=6, random_state=0).fit([[0, 1, 2, 3], [2, 3, 4, 5]] * 10)
+    _small_choice(model, "lda+pop", propensity_strength=5.0)
+    own = recommend(model, n=3)
+    model.save(tmp_path / "m")
+    loaded = LDA.load(tmp_path / "m")
+    assert loaded.ranking_ == model.ranking_ and loaded.ranking_.propensity_strength == 5.0
+    assert recommend(loaded, n=3).equals(own)
+    data = json.loads((tmp_path / "m" / "ranking.json").read_text())
+    del data["propensity_strength"]  # a folder from before per-user shares
+    (tmp_path / "m" / "ranking.json").write_text(json.dumps(data))
+    older = LDA.load(tmp_path / "m")
+    assert older.ranking_.propensity_strength is None and older.ranking_.popularity == 0.3
+    _small_choice(model, "lda+pop")  # one share for all: what the older folder means
+    assert recommend(older, n=3).equals(recommend(model, n=3))
+    data["propensity_strength"] = -1.0
+    (tmp_path / "m" / "ranking.json").write_text(json.dumps(data))
+    from gibbslda.errors import ModelFileError
+    with pytest.raises(ModelFileError, match="propensity_strength"):
+        LDA.load(tmp_path / "m")

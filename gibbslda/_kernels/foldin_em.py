@@ -2,7 +2,8 @@
 
 Self-contained (calls nothing outside this module); the Python side is
 :mod:`gibbslda.rankers`. Glossary: d a user, w an item, k a topic; ``phi_wk`` the topics
-item-major (V x K, C order), ``weight`` one non-negative weight per token.
+item-major (V x K, C order), ``weight`` one non-negative weight per token; ``pop`` the
+background (popularity) distribution over items, ``share`` a user's background share lam_d.
 """
 from __future__ import annotations
 
@@ -43,3 +44,46 @@ def em_theta(indptr, words, weight, phi_wk, alpha, n_iter, out):
                     acc[k] += resp[k] * scale
             for k in range(k_topics):
                 out[d, k] = (alpha[k] + acc[k]) / (total + alpha_sum)
+
+
+@njit(cache=True, nogil=True)
+def em_theta_share(indptr, words, weight, phi_wk, alpha, pop, prior, n_iter, theta, share):
+    """Row d of ``theta`` (D x K) and ``share[d]``: the user's topic mix and own background
+    share lam_d of p(w | d) = (1 - lam_d) sum_k theta_dk phi_k,w + lam_d pop[w], jointly by
+    EM from (alpha / sum alpha, prior mean). E step: a token's background part
+    q_t = lam pop[w] / p(w | d), topic parts r_tk = (1 - lam) theta_k phi_k,w / p(w | d).
+    M step: theta_k = (alpha_k + A_k) / (sum_k A_k + sum alpha), A_k = sum_t weight_t
+    r_tk; lam = (s m + Q) / (s + Q + sum_k A_k), Q = sum_t weight_t q_t: a Beta prior of
+    mean m = prior[0] and strength s = prior[1] (pseudo-tokens) added to the expected
+    counts, as alpha is to theta's (the posterior mean's form, not the MAP's a - 1). A user
+    without tokens keeps the prior means."""
+    k_topics = phi_wk.shape[1]
+    alpha_sum = alpha.sum()
+    mean, strength = prior[0], prior[1]
+    acc = np.empty(k_topics)
+    resp = np.empty(k_topics)
+    for d in range(indptr.shape[0] - 1):
+        for k in range(k_topics):
+            theta[d, k] = alpha[k] / alpha_sum
+        share[d] = mean
+        for _ in range(n_iter if indptr[d + 1] > indptr[d] else 0):
+            acc[:] = 0.0
+            back = 0.0
+            for t in range(indptr[d], indptr[d + 1]):
+                w = words[t]
+                norm = share[d] * pop[w]
+                for k in range(k_topics):
+                    resp[k] = (1.0 - share[d]) * theta[d, k] * phi_wk[w, k]
+                    norm += resp[k]
+                if norm <= 0.0:
+                    continue
+                scale = weight[t] / norm
+                back += share[d] * pop[w] * scale
+                for k in range(k_topics):
+                    acc[k] += resp[k] * scale
+            topical = acc.sum()
+            if topical + back <= 0.0:
+                break
+            for k in range(k_topics):
+                theta[d, k] = (alpha[k] + acc[k]) / (topical + alpha_sum)
+            share[d] = (strength * mean + back) / (strength + topical + back)

@@ -20,7 +20,9 @@ EXAMPLE = "Example: `gibbslda train prepared -o model -k 50 --iterations 300 --t
 # agree with the saved model (the run continues that chain)
 _CHAIN_OPTIONS = {"--topics": ("n_topics", 20), "--sampler": ("sampler", "auto"),
                   "--shards": ("n_shards", 1), "--seed": ("random_state", 0),
-                  "--alpha": ("alpha", 0.1), "--beta": ("beta", 0.01)}
+                  "--alpha": ("alpha", "auto"), "--beta": ("beta", "auto")}
+# with --dask (which does not learn priors) an omitted prior is DistributedLDA's fixed one
+_DASK_PRIORS = {"--alpha": 0.1, "--beta": 0.01}
 
 
 def train(
@@ -36,7 +38,8 @@ def train(
                                    "saved total).")] = None,
     sampler: Annotated[Optional[str], typer.Option(
         help="auto (the default: warp from 20 topics on 50,000 tokens or more with one "
-             "shard, else the exact dense or sparse chain), dense, sparse, mh or warp.")
+             "shard, else the exact dense or sparse chain), dense, sparse, mh, warp or vector "
+             "(dense in float32 vectors, K <= 64).")
     ] = None,
     threads: Annotated[Optional[int], typer.Option(
         help="Threads (default: all cores). warp uses them all; dense, sparse and mh only "
@@ -49,9 +52,11 @@ def train(
     seed: Annotated[Optional[int], typer.Option(
         help="Random seed (default 0): same seed, same model.")] = None,
     alpha: Annotated[Optional[str], typer.Option(
-        help="User prior: a number (default 0.1) or 'auto' (learned).")] = None,
+        help="User prior: 'auto' (the default: learned; with --dask 0.1) or a number "
+             "(0.1 was the default before).")] = None,
     beta: Annotated[Optional[str], typer.Option(
-        help="Item prior: a number (default 0.01) or 'auto' (learned).")] = None,
+        help="Item prior: 'auto' (the default: learned; with --dask 0.01) or a number "
+             "(0.01 was the default before).")] = None,
     optimize_burn_in: Annotated[int, typer.Option(
         min=0, help="With 'auto' priors: sweeps before they are first learned.")] = 50,
     checkpoint_every: Annotated[int, typer.Option(
@@ -114,8 +119,10 @@ def train(
                                                 "again with --resume") as stopped:
             _train_on_dask(source, output, dask, partitions, sweeps_per_round, resume, err,
                            show, stopped, dict(
-                               topics=chosen["--topics"], alpha=chosen["--alpha"],
-                               beta=chosen["--beta"], iterations=iterations,
+                               topics=chosen["--topics"],
+                               **{name[2:]: _DASK_PRIORS[name] if given[name] is None
+                                  else given[name] for name in _DASK_PRIORS},
+                               iterations=iterations,
                                sampler=chosen["--sampler"], seed=chosen["--seed"],
                                user=user, item=item, checkpoint_every=checkpoint_every,
                                threads=threads))

@@ -49,3 +49,15 @@ def learn_beta(state: GibbsState, *, n_iter: int = 100, tol: float = 1e-6) -> in
                                            float(tol))
     state.beta = float(beta)
     return int(used)
+
+
+def learn_on_schedule(model) -> None:
+    """Learn a fitted LDA's "auto" priors when its sweep count ``n_iter_`` is due: from
+    ``optimize_burn_in`` sweeps on, every ``optimize_every``. A function of the sweep count
+    only, so a resumed run learns at the same sweeps as an uninterrupted one."""
+    if model.n_iter_ < model.optimize_burn_in or model.n_iter_ % model.optimize_every:
+        return
+    if isinstance(model.alpha, str):
+        learn_alpha(model.state_)
+    if isinstance(model.beta, str):
+        learn_beta(model.state_)

@@ -60,7 +60,8 @@ def model(runner, prepared):
     out = prepared.parent / "model"
     result = runner.invoke(app, ["train", str(prepared), "-o", str(out), "-k",
                                  str(N_TOPICS), "--iterations", "30", "--seed", "1",
-                                 "--alpha", "auto", "--optimize-burn-in", "10"])
+                                 "--alpha", "auto", "--beta", "0.01",
+                                 "--optimize-burn-in", "10"])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # no terminal: no progress
     assert "4 interests, 30 sweeps" in result.stdout

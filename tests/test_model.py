@@ -163,7 +163,8 @@ CHANGED_SETTINGS = [("n_topics", 6, "6", "5"), ("sampler", "sparse", "'sparse'",
 @pytest.mark.parametrize("name, value, shown, fitted", CHANGED_SETTINGS)
 def test_a_changed_setting_is_refused_by_resume_and_save(planted, tmp_path, how, name,
                                                          value, shown, fitted):
-    model = LDA(5, n_iter=3, random_state=3, sampler="dense").fit(planted.corpus)
+    model = LDA(5, alpha=0.1, beta=0.01, n_iter=3, random_state=3,
+                sampler="dense").fit(planted.corpus)
     if how == "loaded":
         model.save(tmp_path / "m")
         model = LDA.load(tmp_path / "m")
@@ -185,8 +186,10 @@ def test_a_changed_setting_is_refused_by_resume_and_save(planted, tmp_path, how,
 
 
 def test_resume_takes_changed_run_settings_and_the_same_chain(planted, tmp_path):
-    whole = LDA(5, n_iter=8, random_state=3, sampler="dense").fit(planted.corpus)
-    model = LDA(5, n_iter=3, random_state=3, sampler="dense").fit(planted.corpus)
+    whole = LDA(5, alpha=0.1, beta=0.01, n_iter=8, random_state=3,
+                sampler="dense").fit(planted.corpus)
+    model = LDA(5, alpha=0.1, beta=0.01, n_iter=3, random_state=3,
+                sampler="dense").fit(planted.corpus)
     model.n_iter, model.n_jobs, model.eval_every = 8, 1, 2  # how long and how: free
     model.sampler = "auto"  # picks "dense" at 5 topics: the same chain
     model.alpha = np.full(5, 0.1)  # the same prior, per topic
@@ -226,7 +229,7 @@ INVALID_PARAMETERS = [
     ({"n_iter": -1}, ValueError, "n_iter must be >= 0, got -1"),
     ({"eval_every": 0}, ValueError, "eval_every must be >= 1, got 0"),
     ({"sampler": "gpu"}, ValueError,
-     r"sampler must be one of \['auto', 'dense', 'sparse', 'mh', 'warp'\], got 'gpu'"),
+     r"sampler must be one of \['auto', 'dense', 'sparse', 'mh', 'warp', 'vector'\], got 'gpu'"),
     ({"n_shards": 0}, ValueError, "n_shards must be >= 1, got 0"),
     ({"n_jobs": 0}, ValueError, "n_jobs must be >= 1, got 0"),
     ({"mh_steps": 0}, ValueError, "mh_steps must be >= 1, got 0"),
@@ -299,7 +302,7 @@ def test_kernels_compile_once_for_odd_inputs(tmp_path):
     LDA(2, n_iter=2, random_state=0).fit(Csr()).transform(Csr())
     LDA(3, alpha=np.array([1, 2, 3], dtype=np.int64), beta=1, n_iter=2,
         random_state=np.uint32(3)).fit([["x", "y"], ["y"]]).transform([["y"]])
-    for name in ("dense", "sparse", "mh"):
+    for name in ("dense", "sparse", "mh"):  # "vector" takes K <= 64: test_vector
         LDA(70, sampler=name, n_shards=2, n_iter=2, random_state=0).fit(Csr()).save(
             tmp_path / name)
         LDA.load(tmp_path / name).resume(2)

@@ -207,12 +207,10 @@ class Scorer:
         users = np.asarray(users, dtype=np.int64)
         theta, share = self.mix(users)
         scores = theta @ self.parts.phi(self.averaged)
-        if share is not None:
-            scores *= 1.0 - share[:, None]
-            scores += share[:, None] * self.parts.popularity()
-        elif self.popularity > 0:
-            scores *= 1.0 - self.popularity
-            scores += self.popularity * self.parts.popularity()
+        lam = self.popularity if share is None else share[:, None]  # one share, or each's
+        if share is not None or self.popularity > 0:
+            scores *= 1.0 - lam
+            scores += lam * self.parts.popularity()
         if self.partner is None or self.blend <= 0:
             return scores
         if self._pair is None:

@@ -6,8 +6,11 @@ do not pay for them.
 """
 from __future__ import annotations
 
+import _thread
 import os
+import signal
 import sys
+import threading
 from typing import Annotated, NoReturn, Optional
 
 import typer
@@ -69,6 +72,27 @@ app.command("forecast-eval", epilog=forecast.EVAL_EXAMPLE)(forecast.forecast_eva
 
 def run() -> None:
     """Console entry point: run the app; a library error becomes one line and exit 1."""
+    swallowed: list[KeyboardInterrupt] = []
+    redeliveries: list[threading.Timer] = []
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        # A Ctrl-C that lands inside a C callback (numba's first compile calls back into
+        # Python through ctypes to write its cache) is swallowed there, printed as
+        # "Exception ignored", and numba may then fail with an unrelated error. Keep it
+        # quiet, report a failure that follows as the interruption it is, and deliver it
+        # again once out of the callback (from a timer: a signal raised in this hook would
+        # be swallowed with it).
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+            return
+        swallowed.append(unraisable.exc_value)
+        timer = threading.Timer(0.05, _ctrl_c_again, args=(threading.get_ident(),))
+        timer.daemon = True
+        redeliveries.append(timer)
+        timer.start()
+
+    sys.unraisablehook = hook
     try:
         app(prog_name="gibbslda")
     except SystemExit as exc:
@@ -78,7 +102,21 @@ def run() -> None:
             raise
         _exit(interrupt)
     except BaseException as exc:  # noqa: BLE001 - mapped by ERRORS, else re-raised
+        if swallowed and _interrupt_in_chain(exc) is None:
+            exc = swallowed[0]
         _exit(exc)
+    finally:
+        sys.unraisablehook = previous_hook
+        for timer in redeliveries:
+            timer.cancel()
+
+
+def _ctrl_c_again(thread: int) -> None:
+    """SIGINT to ``thread`` itself where that exists, so a sleep or a wait there ends too."""
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(thread, signal.SIGINT)
+    else:
+        _thread.interrupt_main()
 
 
 def _exit(exc: BaseException) -> NoReturn:

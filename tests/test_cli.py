@@ -280,3 +280,36 @@ def test_ctrl_c_exits_130_with_a_message(tmp_path):
         proc.kill()
     assert proc.returncode == 130, stderr
     assert stderr.splitlines() == ["gibbslda: interrupted"]
+
+
+# What numba's first compile does when Ctrl-C lands while it writes its cache: the
+# KeyboardInterrupt is raised inside a ctypes callback (llvmlite's object-cache notify),
+# where Python swallows it, and numba then fails with "no compiled object yet" (seen in CI).
+_CTRL_C_IN_A_CALLBACK = """
+import ctypes, os, signal, sys, time
+from gibbslda.cli import main
+
+def command(prog_name):
+    def callback():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100000):  # the handler raises in here, inside the callback
+            pass
+    ctypes.CFUNCTYPE(None)(callback)()
+    if sys.argv[1] == "fails":
+        raise RuntimeError("no compiled object yet for <Library 'count_histogram'>")
+    time.sleep(30)  # the command goes on: the interruption must still reach it
+
+main.app = command
+main.run()
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+@pytest.mark.parametrize("after", ["fails", "goes on"])
+def test_ctrl_c_swallowed_inside_a_c_callback_still_exits_130(after):
+    env = {k: v for k, v in {**os.environ, **ENV}.items() if v is not None}
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_IN_A_CALLBACK, after], env=env,
+                          capture_output=True, text=True, timeout=20,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.splitlines() == ["gibbslda: interrupted"]

@@ -8,7 +8,7 @@ import typer
 
 from gibbslda.cli.common import Json, Output, prior, read_source
 
-EXAMPLE = "Example: `gibbslda select-k prepared --ks 10,25,50 --iterations 200 --alpha auto`"
+EXAMPLE = "Example: `gibbslda select-k prepared --ks 10,25,50 --iterations 200`"
 
 
 def select_k(
@@ -16,8 +16,10 @@ def select_k(
     ks: Annotated[str, typer.Option(help="Numbers of interests to try, comma-separated.")]
         = "10,25,50",
     iterations: Annotated[int, typer.Option("--iterations", "-n", min=1)] = 200,
-    alpha: Annotated[str, typer.Option(help="A number or 'auto'.")] = "0.1",
-    beta: Annotated[str, typer.Option(help="A number or 'auto'.")] = "0.01",
+    alpha: Annotated[str, typer.Option(
+        help="A number, or 'auto' (learned, as train does).")] = "auto",
+    beta: Annotated[str, typer.Option(
+        help="A number, or 'auto' (learned, as train does).")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the split and of every fit.")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Users held out.")] = 0.1,
     output: Output = None,

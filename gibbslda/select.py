@@ -16,7 +16,7 @@ from gibbslda.evaluate import completion_log_likelihood, perplexity, split_users
 from gibbslda.model import LDA
 
 
-def select_k(corpus, ks, *, alpha=0.1, beta=0.01, n_iter: int = 200, seed: int = 0,
+def select_k(corpus, ks, *, alpha="auto", beta="auto", n_iter: int = 200, seed: int = 0,
              test_fraction: float = 0.1, hidden_fraction: float = 0.5, top_n: int = 10,
              reference=None, sampler: str = "auto", callback=None):
     """Fit one model per K on one fixed held-out split and tabulate how each does.
@@ -28,6 +28,10 @@ def select_k(corpus, ks, *, alpha=0.1, beta=0.01, n_iter: int = 200, seed: int =
     coherence against ``reference``, default the training users), ``diversity``,
     ``train_loglik`` (log p(w, z) per token) and ``seconds`` (training). ``callback(k,
     model)`` is called after each fit. Returns a polars DataFrame, one row per K.
+
+    ``alpha`` and ``beta`` are :class:`~gibbslda.model.LDA`'s: by default both are learned,
+    as ``LDA()`` and ``gibbslda train`` learn them, so K is chosen for the model that will
+    be fitted; numbers fix them.
     """
     import polars as pl
 

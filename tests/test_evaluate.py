@@ -136,6 +136,21 @@ def test_select_k_fixes_the_split_and_tabulates(planted):
         np.exp(-table["heldout_loglik"].to_numpy()).tolist())
 
 
+def test_select_k_fits_what_lda_fits_by_default(planted):
+    """Its defaults are LDA()'s (priors learned past the burn-in, at sweep 50): each row is
+    the model a plain LDA(k) would give on the same split, so K is chosen for it."""
+    models = []
+    table = select_k(planted.corpus, [4], n_iter=60, seed=2,
+                     callback=lambda k, m: models.append(m))
+    split = split_users(planted.corpus, test_fraction=0.1, hidden_fraction=0.5, seed=2)
+    plain = LDA(4, n_iter=60, random_state=2).fit(split.train)
+    assert not np.allclose(plain.alpha_, 0.1)  # learned, not the start
+    np.testing.assert_array_equal(models[0].alpha_, plain.alpha_)
+    assert models[0].beta_ == plain.beta_
+    assert table["heldout_loglik"][0] == completion_log_likelihood(plain, split.observed,
+                                                                   split.hidden)
+
+
 def test_left_to_right_refuses_a_bad_stream():
     with pytest.raises(ValueError, match="C-contiguous uint64"):
         sampler.left_to_right([0, 1], [0], np.ones((1, 1)), 0.1, rng=np.zeros(4))

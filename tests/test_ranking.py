@@ -272,6 +272,35 @@ def test_ease_matches_the_closed_form():
     assert model.n_dropped_items_ == 0 and model.items_.tolist() == list(range(8))
 
 
+@pytest.mark.parametrize("max_items", [40, 25])
+def test_ease_with_fewer_users_than_items_matches_the_closed_form(max_items):
+    """6 users (one with no kept item) and 40 items: the fit takes the n x n form; its
+    weights and scores are the m x m closed form's (plain numpy inverse, here) to 1e-12."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((7, 40)) < 0.3).astype(float)
+    x[:, 10] = 1.0  # one item everyone has
+    x[:, 39] = 0.0
+    x[3] = 0.0
+    x[3, 39] = 1.0  # user 3 only has an item the cap of 25 drops (it has 1 user)
+    lists = [np.flatnonzero(row).tolist() for row in x]
+    model = EASE(l2=2.0, max_items=max_items).fit(csr(lists), n_items=40)
+    kept = model.items_
+    assert kept.size == max_items and (max_items == 40 or 39 not in kept)
+    sub = x[:, kept]
+    assert np.count_nonzero(sub.any(axis=1)) < kept.size  # the n x n form was taken
+    p = np.linalg.inv(sub.T @ sub + 2.0 * np.eye(kept.size))
+    b = np.eye(kept.size) - p @ np.diag(1 / np.diag(p))
+    np.fill_diagonal(b, 0.0)
+    scores = model.scores(np.arange(7))
+    np.testing.assert_allclose(scores[:, kept], sub @ b, atol=1e-12)
+    assert np.isneginf(np.delete(scores, kept, axis=1)).all()
+    np.testing.assert_allclose(model.weights_, b, atol=1e-12)
+    new = model.scores(np.array([0]), history=csr([[10, 11, 12]]))
+    row = np.zeros(kept.size)
+    row[np.isin(kept, [10, 11, 12])] = 1.0
+    np.testing.assert_allclose(new[0, kept], row @ b, atol=1e-12)
+
+
 def test_ease_keeps_only_the_most_popular_items():
     # users per item [2, 3, 2, 1]: keep 1, then 0 and 2 tie -> 0 (lower index)
     model = EASE(l2=1.0, max_items=2).fit(csr(TINY))

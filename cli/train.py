@@ -21,8 +21,6 @@ EXAMPLE = "Example: `gibbslda train prepared -o model -k 50 --iterations 300 --t
 _CHAIN_OPTIONS = {"--topics": ("n_topics", 20), "--sampler": ("sampler", "auto"),
                   "--shards": ("n_shards", 1), "--seed": ("random_state", 0),
                   "--alpha": ("alpha", "auto"), "--beta": ("beta", "auto")}
-# with --dask (which does not learn priors) an omitted prior is DistributedLDA's fixed one
-_DASK_PRIORS = {"--alpha": 0.1, "--beta": 0.01}
 
 
 def train(
@@ -52,10 +50,10 @@ def train(
     seed: Annotated[Optional[int], typer.Option(
         help="Random seed (default 0): same seed, same model.")] = None,
     alpha: Annotated[Optional[str], typer.Option(
-        help="User prior: 'auto' (the default: learned; with --dask 0.1) or a number "
+        help="User prior: 'auto' (the default: learned, with --dask too) or a number "
              "(0.1 was the default before).")] = None,
     beta: Annotated[Optional[str], typer.Option(
-        help="Item prior: 'auto' (the default: learned; with --dask 0.01) or a number "
+        help="Item prior: 'auto' (the default: learned, with --dask too) or a number "
              "(0.01 was the default before).")] = None,
     optimize_burn_in: Annotated[int, typer.Option(
         min=0, help="With 'auto' priors: sweeps before they are first learned.")] = 50,
@@ -119,9 +117,8 @@ def train(
                                                 "again with --resume") as stopped:
             _train_on_dask(source, output, dask, partitions, sweeps_per_round, resume, err,
                            show, stopped, dict(
-                               topics=chosen["--topics"],
-                               **{name[2:]: _DASK_PRIORS[name] if given[name] is None
-                                  else given[name] for name in _DASK_PRIORS},
+                               topics=chosen["--topics"], alpha=chosen["--alpha"],
+                               beta=chosen["--beta"], optimize_burn_in=optimize_burn_in,
                                iterations=iterations,
                                sampler=chosen["--sampler"], seed=chosen["--seed"],
                                user=user, item=item, checkpoint_every=checkpoint_every,
@@ -256,7 +253,8 @@ def _train_on_dask(source, output: Path, address: str, partitions, sweeps_per_ro
             n_iter=200 if settings["iterations"] is None else settings["iterations"],
             random_state=settings["seed"], sampler=settings["sampler"],
             n_partitions=partitions or max(workers, 1), sweeps_per_round=sweeps_per_round,
-            checkpoint=stopped.place, checkpoint_every=every)
+            checkpoint=stopped.place, checkpoint_every=every,
+            optimize_burn_in=settings["optimize_burn_in"])
 
         def checkpointed(info) -> None:  # info: the round's SweepInfo
             if info.round % every == 0:  # its checkpoint is written

@@ -431,11 +431,15 @@ def test_train_on_a_local_dask_cluster(prepared, tmp_path):
     pytest.importorskip("distributed")
     out = tmp_path / "dask-model"
     proc = _run_main("train", str(prepared), "-o", str(out), "-k", str(N_TOPICS),
-                     "--iterations", "6", "--dask", "local:2", "--seed", "2")
+                     "--iterations", "10", "--dask", "local:2", "--seed", "2",
+                     "--optimize-burn-in", "10")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "on 2 Dask workers" in proc.stdout
     model = LDA.load(out)
-    assert model.n_iter_ == 6 and model.n_shards == 2  # two partitions, one per worker
+    assert model.n_iter_ == 10 and model.n_shards == 2  # two partitions, one per worker
+    # the priors are learned by default, as without --dask (at sweep 10), and stay "auto"
+    assert model.alpha == "auto" and model.beta == "auto"
+    assert np.all(model.alpha_ != 0.1) and model.beta_ != 0.01
     assert (out.parent / "dask-model.rounds.npz").exists()
     assert (out / "labels.parquet").exists()
 

@@ -272,7 +272,9 @@ def test_no_checkpoint_message():
     ("sampler", "mh", ValueError, "got 'mh'"),
     ("sampler", "warp", ValueError, "got 'warp': its item proposal"),
     ("sampler", "vector", ValueError, "got 'vector': the float32 kernel"),
-    ("alpha", "auto", ValueError, "alpha must be a number for DistributedLDA"),
+    ("alpha", "learned", TypeError, "alpha must be a number, an array of 5 numbers"),
+    ("optimize_every", 0, ValueError, "optimize_every must be >= 1"),
+    ("optimize_burn_in", -1, ValueError, "optimize_burn_in must be >= 0"),
     ("beta", -1.0, ValueError, "beta must be finite and > 0, got -1.0"),
     ("n_topics", 0, ValueError, "n_topics must be >= 1"),
 ])

@@ -19,13 +19,20 @@ threads in all to use every core. A round:
 3. at the start of the next round each partition adds the others' changes to its copy,
    which then equals the global counts again.
 
+The priors are learned by default (``alpha="auto"``, ``beta="auto"``), on LDA's schedule:
+after a round that reached a due sweep count, the driver learns beta from the merged counts
+and alpha from histograms of the users' topic counts that each partition builds of its own
+users (a few cells; summed in partition order), exactly what LDA's learn_alpha and
+learn_beta read on the gathered chain, and sends them to every partition before the next
+round. Numbers fix them.
+
 With one partition the chain is the exact serial one. The result depends on the seed and
 ``n_partitions`` only, never on the worker or thread count or placement: every partition
 draws from its own stream, partitions sweeping at once on one worker share nothing, and
 the merge order is fixed. A checkpoint (the topics of every token, the
-streams and the round) can be written every ``checkpoint_every`` rounds; a lost worker
-stops the fit with a RuntimeError that names it, and ``fit(X, client, resume=True)``
-continues from the checkpoint, bit for bit the chain that never stopped.
+streams, the priors and the round) can be written every ``checkpoint_every`` rounds; a
+lost worker stops the fit with a RuntimeError that names it, and ``fit(X, client,
+resume=True)`` continues from the checkpoint, bit for bit the chain that never stopped.
 
 The package: :mod:`.estimator` (:class:`DistributedLDA`, its settings), :mod:`.driver`
 (the rounds, the merge, faults and checkpoints, whose file format is

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gibbslda import _kernels, io, sampler as _sampler
+from gibbslda import _kernels, io, priors, sampler as _sampler
 from gibbslda.distributed.partition import Partitions
 from gibbslda.model import CHECK_ENV, LDA, SweepInfo
 from gibbslda.packed import add_entries, combine
@@ -38,6 +38,7 @@ class Run:
         if not workers:
             raise ValueError("the Dask cluster has no workers: start some, then call fit")
         c, m = self.corpus, self.model
+        self.base = int(priors.histogram_base(c.indptr))  # keys of the user histograms
         sent = 0
         self.workers = [workers[p % len(workers)] for p in range(self.est.n_partitions)]
         self.groups = [[p for p, w in enumerate(self.workers) if w == worker]
@@ -79,16 +80,22 @@ class Run:
             save = est.checkpoint is not None and (self.round % est.checkpoint_every == 0
                                                     or last)
             snapshot = save or last or self.check
+            learn = self._learning_due(self.sweeps, self.sweeps + n)
+            base = self.base if learn and isinstance(self.model.alpha, str) else 0
             row = np.zeros(1, dtype=io.ROUND_DTYPE)
             started = time.perf_counter()
-            outs = self._call(self.round, "step", self.merged, n, evaluate, snapshot,
-                              self.check)
+            outs = self._call(self.round, "step", self.merged, n, evaluate and not learn,
+                              snapshot, self.check, base)
             sampled = time.perf_counter()
             self._merge(outs)
+            if learn:
+                self._learn(outs, evaluate)
             merged = time.perf_counter()
             if last:
                 self.merged = None
             row["bytes_down"] = self._down_bytes(self.merged)
+            if learn:  # the learned priors, sent at once
+                row["bytes_down"] += self._down_bytes((self.model._alpha, np.zeros(1)))
             self.sweeps += n
             if snapshot:
                 self.z = np.concatenate([o["z"] for o in outs])
@@ -115,6 +122,34 @@ class Run:
                 if callback(info) is False:
                     self.stop(snapshot, save)
                     return
+
+    def _learning_due(self, before: int, after: int) -> bool:
+        """Whether the "auto" priors are learned after a round that took the sweep count
+        from ``before`` to ``after``: LDA's schedule (a due count: ``optimize_burn_in`` or
+        more, a multiple of ``optimize_every``) reached during the round."""
+        m = self.model
+        if not (isinstance(m.alpha, str) or isinstance(m.beta, str)):
+            return False
+        every = m.optimize_every
+        due = -(-max(m.optimize_burn_in, before + 1) // every) * every  # the first one
+        return due <= after
+
+    def _learn(self, outs, evaluate: bool) -> None:
+        """Learn the "auto" priors from the merged counts (beta) and the partitions' user
+        histograms summed in partition order (alpha), as LDA's learn_alpha / learn_beta
+        on the gathered chain; send them to every partition (which then evaluate their
+        users' terms of log p(w, z) under them, when ``evaluate``)."""
+        m = self.model
+        if isinstance(m.alpha, str):
+            hist = priors.sum_histograms([o["hist"] for o in outs])
+            m._alpha = priors.fit_alpha(m._alpha, hist, self.base)[0]
+        if isinstance(m.beta, str):
+            count_hist = _kernels.count_histogram(self.g_values, np.int64(0))
+            m._beta = priors.fit_beta(m._beta, count_hist, self.n_k, self.corpus.n_items)[0]
+        answers = self._call(self.round, "set_priors", m._alpha, m._beta, evaluate)
+        for o, loglik in zip(outs, answers):
+            if evaluate:
+                o["loglik"] = loglik
 
     def stop(self, snapshot: bool, saved: bool) -> None:
         """End the rounds early: gather the chain unless this round did, checkpoint it
@@ -245,6 +280,8 @@ class Run:
                                   "seconds": self.seconds,
                                   "seed_entropy": str(self.est.seed_entropy_),
                                   "settings": self._settings(),
+                                  "priors": {"alpha": self.model._alpha.tolist(),
+                                             "beta": float(self.model._beta)},
                                   "corpus": _fingerprint(self.corpus)})
         self.saved = (self.round, self.sweeps)
         return time.perf_counter() - started
@@ -273,11 +310,26 @@ class Run:
         self.round, self.sweeps, self.seconds = meta["round"], meta["sweeps"], meta["seconds"]
         self.est.seed_entropy_ = int(meta["seed_entropy"])
         self.saved = (self.round, self.sweeps)
+        learned = meta.get("priors")  # the chain's priors then (learned or fixed)
+        if learned is not None:
+            try:
+                alpha = np.asarray(learned["alpha"], dtype=np.float64)
+                beta = float(learned["beta"])
+            except (TypeError, KeyError, ValueError):
+                alpha, beta = np.zeros(0), 0.0
+            if alpha.shape != (k,) or not (np.all(alpha > 0) and beta > 0):
+                raise ValueError(f"checkpoint {path} is damaged: its priors do not fit "
+                                 "the settings")
+            self.model._alpha, self.model._beta = alpha, beta
 
     def _settings(self) -> dict:
+        """The settings a checkpoint must agree with: the priors as set ("auto" or the
+        values), not as learned."""
         m = self.model
         return {"n_topics": m.n_topics, "n_partitions": self.est.n_partitions,
-                "sampler": m.sampler, "alpha": m._alpha.tolist(), "beta": m._beta}
+                "sampler": m.sampler,
+                "alpha": "auto" if isinstance(m.alpha, str) else m._alpha.tolist(),
+                "beta": "auto" if isinstance(m.beta, str) else m._beta}
 
     def result(self) -> LDA:
         c, m = self.corpus, self.model

@@ -15,9 +15,23 @@ class DistributedLDA:
 
     Parameters
     ----------
-    n_topics, alpha, beta, n_iter, random_state, eval_every
-        As for :class:`gibbslda.LDA` (numbers only: "auto" priors are not learned here).
-        ``eval_every`` counts rounds.
+    n_topics, n_iter, random_state
+        As for :class:`gibbslda.LDA`.
+    alpha, beta : "auto" or numbers, default "auto"
+        As for :class:`gibbslda.LDA`: "auto" (either or both) starts at 0.1 / 0.01 and
+        learns them on LDA's schedule, from the gathered counts: after a round, when a
+        due sweep count (``optimize_burn_in`` or more, a multiple of ``optimize_every``)
+        was reached during it, the driver learns beta from the merged item x topic counts
+        and alpha from the users' histograms each partition builds of its own users
+        (summed in partition order), the same inputs LDA's learn_alpha / learn_beta read
+        on the gathered chain, and sends them to every partition. With one sweep per round
+        that is LDA's schedule exactly; with more, they are learned at the end of the
+        round that holds a due count (from its last sweep's topics), once per round.
+        Numbers fix them.
+    optimize_every, optimize_burn_in : int, default 10, 50
+        As for :class:`gibbslda.LDA`, in sweeps.
+    eval_every : int, default 10
+        As for :class:`gibbslda.LDA`, in rounds.
     sampler : {"auto", "dense", "sparse"}
         The local sweep kernel ("mh" is refused: its item proposal reads the partition's
         own tokens only, so its acceptance ratio would not match the global counts).
@@ -36,25 +50,29 @@ class DistributedLDA:
     Attributes
     ----------
     model_ : LDA  the fitted model (save, load, transform, topics as usual); it continues
-        on one machine with ``n_shards = n_partitions``, the same user blocks and streams.
+        on one machine with ``n_shards = n_partitions``, the same user blocks and streams,
+        and keeps learning its "auto" priors (``alpha_``, ``beta_``: the learned values).
     rounds_ : structured array (ROUND_DTYPE), one row per round: cumulative sweeps and
         seconds; seconds of the slowest partition's whole step (the rest of a round is the
         driver's and the network's), of sampling and of keeping its copy of the counts
         (adding the others' changes, finding its own; each the max over partitions), of
-        merging (driver) and checkpointing; bytes up (count changes, partitions to
-        driver), down (the summed change, once to every worker) and of the topics gathered
-        for a checkpoint; log p(w, z) per token when evaluated (else NaN).
+        merging (driver; learning the priors included) and checkpointing; bytes up (count
+        changes and user histograms, partitions to driver), down (the summed change and
+        learned priors, once to every worker) and of the topics gathered for a checkpoint;
+        log p(w, z) per token when evaluated (else NaN).
     setup_ : dict  seconds and bytes of partitioning and the first count exchange;
         ``workers``: each worker's partitions and the threads they run on.
     """
 
-    def __init__(self, n_topics: int = 10, *, alpha=0.1, beta=0.01, n_iter: int = 200,
+    def __init__(self, n_topics: int = 10, *, alpha="auto", beta="auto", n_iter: int = 200,
                  random_state=None, sampler: str = "auto", n_partitions: int = 2,
                  sweeps_per_round: int = 1, checkpoint=None, checkpoint_every: int = 1,
-                 eval_every: int = 10):
+                 eval_every: int = 10, optimize_every: int = 10, optimize_burn_in: int = 50):
         self.n_topics = n_topics
         self.alpha = alpha
         self.beta = beta
+        self.optimize_every = optimize_every
+        self.optimize_burn_in = optimize_burn_in
         self.n_iter = n_iter
         self.random_state = random_state
         self.sampler = sampler
@@ -115,11 +133,6 @@ class DistributedLDA:
         """Check every setting; return the LDA that will hold the fitted chain."""
         for name in ("n_iter", "n_partitions", "sweeps_per_round", "checkpoint_every"):
             _check_int(name, getattr(self, name), minimum=1)
-        for name in ("alpha", "beta"):
-            if isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a number for DistributedLDA, got "
-                                 f"{getattr(self, name)!r}: learned priors need every "
-                                 "user's counts in one place (fit LDA for 'auto')")
         if self.sampler in ("mh", "warp"):
             raise ValueError(f"sampler must be 'auto', 'dense' or 'sparse' for DistributedLDA,"
                              f" got {self.sampler!r}: its item proposal reads one partition's "
@@ -130,7 +143,9 @@ class DistributedLDA:
                              "'dense', the same conditional)")
         model = LDA(self.n_topics, alpha=self.alpha, beta=self.beta, n_iter=self.n_iter,
                     random_state=self.random_state, sampler=self.sampler,
-                    n_shards=self.n_partitions, eval_every=self.eval_every)
+                    n_shards=self.n_partitions, eval_every=self.eval_every,
+                    optimize_every=self.optimize_every,
+                    optimize_burn_in=self.optimize_burn_in)
         model._validate()
         model.sampler = model._sampler_for(self.n_topics)
         return model

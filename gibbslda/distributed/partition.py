@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from gibbslda import _kernels, sampler as _sampler
+from gibbslda import _kernels, priors, sampler as _sampler
 from gibbslda.packed import apply_item_delta, combine, nonzero_entries, set_item_counts
 
 
@@ -53,9 +53,12 @@ class Partitions:
     def snapshot(self) -> list:
         return self._each("snapshot")
 
-    def step(self, merged, n_sweeps: int, evaluate: bool, snapshot: bool,
-             check: bool) -> list:
-        return self._each("step", merged, n_sweeps, evaluate, snapshot, check)
+    def step(self, merged, n_sweeps: int, evaluate: bool, snapshot: bool, check: bool,
+             base: int = 0) -> list:
+        return self._each("step", merged, n_sweeps, evaluate, snapshot, check, base)
+
+    def set_priors(self, alpha, beta, evaluate: bool) -> list:
+        return self._each("set_priors", alpha, beta, evaluate)
 
     def threads(self) -> int:
         """The threads this worker's partitions run on (at most one per partition)."""
@@ -90,9 +93,24 @@ class Partition:
         """This partition's topics and random stream (copies)."""
         return self.state.z.copy(), self.state.rng.copy()
 
-    def step(self, merged, n_sweeps: int, evaluate: bool, snapshot: bool, check: bool) -> dict:
+    def set_priors(self, alpha, beta, evaluate: bool):
+        """Sample with the priors the driver learned from now on; with ``evaluate``,
+        return the users' terms of log p(w, z) under them (else None)."""
+        self.state.alpha, self.state.beta = np.array(alpha, dtype=np.float64), float(beta)
+        return self._users_loglik() if evaluate else None
+
+    def _users_loglik(self) -> float:
+        s = self.state  # the users' terms of log p(w, z); the driver adds the others
+        return float(_kernels.log_joint(
+            s.indptr, s.z, np.zeros(1, np.int32), np.int64(0), np.int64(s.n_items),
+            np.zeros(s.n_topics, np.int64), s.alpha, s.beta))
+
+    def step(self, merged, n_sweeps: int, evaluate: bool, snapshot: bool, check: bool,
+             base: int = 0) -> dict:
         """Take the others' changes of the last round (``merged``: everyone's summed
-        change and the new topic totals), run the sweeps, return this partition's change."""
+        change and the new topic totals), run the sweeps, return this partition's change
+        (and with ``base`` > 0 its users' histograms for learning alpha, keyed by
+        ``base``: :func:`gibbslda.priors.user_histograms`)."""
         s, out = self.state, {}
         started = time.perf_counter()
         if merged is not None:
@@ -114,13 +132,13 @@ class Partition:
         del changed, w
         out.update(sync_s=sampling - started + time.perf_counter() - done,
                    sample_s=done - sampling, delta=(*self.own, s.n_k - n_k0))
-        if evaluate:  # the users' terms of log p(w, z); the driver adds the others
-            out["loglik"] = float(_kernels.log_joint(
-                s.indptr, s.z, np.zeros(1, np.int32), np.int64(0), np.int64(s.n_items),
-                np.zeros(s.n_topics, np.int64), s.alpha, s.beta))
+        if evaluate:
+            out["loglik"] = self._users_loglik()
+        if base:
+            out["hist"] = priors.user_histograms(s.indptr, s.z, s.n_topics, base)
         if snapshot:
             out["z"], out["rng"] = s.z.copy(), s.rng.copy()
-        out["bytes"] = sum(a.nbytes for a in out["delta"])
+        out["bytes"] = sum(a.nbytes for a in (*out["delta"], *out.get("hist", ())))
         extra = [*out.get("counts", ()), out.get("z"), out.get("rng")]
         out["bytes_snapshot"] = sum(a.nbytes for a in extra if a is not None)
         out["step_s"] = time.perf_counter() - started

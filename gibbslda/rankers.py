@@ -98,6 +98,7 @@ import numpy as np
 from gibbslda import posterior
 from gibbslda.posterior import NAMES, Choice  # NAMES: the variants, checked on load
 from gibbslda._kernels.foldin_em import em_theta, em_theta_share
+from gibbslda._kernels.neighbours import interest_agreement
 from gibbslda.baselines import EASE, ItemKNN
 from gibbslda.corpus import Corpus, as_corpus
 from gibbslda.ranking import _as_csr
@@ -227,12 +228,8 @@ def within_interests(knn: ItemKNN, phi_wk: np.ndarray) -> ItemKNN:
     q = phi_wk / np.maximum(phi_wk.sum(axis=1, keepdims=True), 1e-300)  # p(k | i)
     q /= np.maximum(np.sqrt(np.einsum("ik,ik->i", q, q))[:, None], 1e-300)
     indptr, cols, sims = knn.similarity_
-    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
     agreement = np.empty(sims.size)
-    step = max(1, 2 ** 22 // max(q.shape[1], 1))  # pairs a chunk: 32 MB of K-rows each
-    for at in range(0, sims.size, step):
-        end = min(at + step, sims.size)
-        agreement[at:end] = np.einsum("ik,ik->i", q[rows[at:end]], q[cols[at:end]])
+    interest_agreement(indptr, cols, np.ascontiguousarray(q), agreement)
     out = copy.copy(knn)
     out.similarity_ = (indptr, cols, sims * agreement)
     return out

@@ -6,37 +6,57 @@ Self-contained (calls nothing outside this module); the Python side is
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+ITEMS_A_CHUNK = 64  # items a thread takes at a time (each with its own work arrays)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def cosine_neighbours(item_ptr, item_users, user_ptr, user_items, out_items, out_sims):
-    """Row w of out_items / out_sims: w's most cosine-similar items, best first."""
+    """Row w of out_items / out_sims: w's most cosine-similar items, best first. Items in
+    chunks over the threads (each row is its own: the same for any thread count)."""
     n_items, k = out_items.shape
-    together = np.zeros(n_items, dtype=np.int64)  # users having both w and v
-    touched = np.empty(n_items, dtype=np.int32)
-    for w in range(n_items):
-        n_touched = 0
-        for p in range(item_ptr[w], item_ptr[w + 1]):
-            d = item_users[p]
-            for q in range(user_ptr[d], user_ptr[d + 1]):
-                v = user_items[q]
-                if v != w:
-                    if together[v] == 0:
-                        touched[n_touched] = v
-                        n_touched += 1
-                    together[v] += 1
-        candidates = np.sort(touched[:n_touched])
-        sims = np.empty(n_touched, dtype=np.float64)
-        n_w = np.float64(item_ptr[w + 1] - item_ptr[w])
-        for t in range(n_touched):
-            v = candidates[t]
-            sims[t] = together[v] / np.sqrt(n_w * np.float64(item_ptr[v + 1] - item_ptr[v]))
-            together[v] = 0
-        order = np.argsort(-sims, kind="mergesort")  # stable: ties keep the lower item
-        for t in range(min(k, n_touched)):
-            out_items[w, t] = candidates[order[t]]
-            out_sims[w, t] = sims[order[t]]
+    for chunk in prange((n_items + ITEMS_A_CHUNK - 1) // ITEMS_A_CHUNK):
+        together = np.zeros(n_items, dtype=np.int64)  # users having both w and v
+        touched = np.empty(n_items, dtype=np.int32)
+        for w in range(chunk * ITEMS_A_CHUNK, min(n_items, (chunk + 1) * ITEMS_A_CHUNK)):
+            n_touched = 0
+            for p in range(item_ptr[w], item_ptr[w + 1]):
+                d = item_users[p]
+                for q in range(user_ptr[d], user_ptr[d + 1]):
+                    v = user_items[q]
+                    if v != w:
+                        if together[v] == 0:
+                            touched[n_touched] = v
+                            n_touched += 1
+                        together[v] += 1
+            candidates = np.sort(touched[:n_touched])
+            sims = np.empty(n_touched, dtype=np.float64)
+            n_w = np.float64(item_ptr[w + 1] - item_ptr[w])
+            for t in range(n_touched):
+                v = candidates[t]
+                sims[t] = together[v] / np.sqrt(n_w * np.float64(item_ptr[v + 1]
+                                                                 - item_ptr[v]))
+                together[v] = 0
+            order = np.argsort(-sims, kind="mergesort")  # stable: ties keep the lower item
+            for t in range(min(k, n_touched)):
+                out_items[w, t] = candidates[order[t]]
+                out_sims[w, t] = sims[order[t]]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def interest_agreement(indptr, cols, q, out):
+    """out[p] = q[i] . q[cols[p]] for the kept pairs p of row i (rows: ``indptr``); q the
+    items' unit interest vectors (V x K, C order)."""
+    n_rows = indptr.shape[0] - 1
+    for chunk in prange((n_rows + ITEMS_A_CHUNK - 1) // ITEMS_A_CHUNK):
+        for i in range(chunk * ITEMS_A_CHUNK, min(n_rows, (chunk + 1) * ITEMS_A_CHUNK)):
+            for p in range(indptr[i], indptr[i + 1]):
+                j = cols[p]
+                total = 0.0
+                for k in range(q.shape[1]):
+                    total += q[i, k] * q[j, k]
+                out[p] = total
 
 
 @njit(cache=True, nogil=True)

@@ -20,7 +20,8 @@ EXAMPLE = "Example: `gibbslda train prepared -o model -k 50 --iterations 300 --t
 # agree with the saved model (the run continues that chain)
 _CHAIN_OPTIONS = {"--topics": ("n_topics", 20), "--sampler": ("sampler", "auto"),
                   "--shards": ("n_shards", 1), "--seed": ("random_state", 0),
-                  "--alpha": ("alpha", "auto"), "--beta": ("beta", "auto")}
+                  "--alpha": ("alpha", "auto"), "--beta": ("beta", "auto"),
+                  "--optimize-burn-in": ("optimize_burn_in", 50)}
 
 
 def train(
@@ -55,8 +56,9 @@ def train(
     beta: Annotated[Optional[str], typer.Option(
         help="Item prior: 'auto' (the default: learned, with --dask too) or a number "
              "(0.01 was the default before).")] = None,
-    optimize_burn_in: Annotated[int, typer.Option(
-        min=0, help="With 'auto' priors: sweeps before they are first learned.")] = 50,
+    optimize_burn_in: Annotated[Optional[int], typer.Option(
+        min=0, help="With 'auto' priors: sweeps before they are first learned (default "
+                    "50).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=1, help="Write the model folder every this many sweeps (and at the end).")] = 20,
     eval_every: Annotated[Optional[int], typer.Option(
@@ -73,8 +75,8 @@ def train(
                     "a steadier figure and a slower evaluation.")] = None,
     resume: Annotated[bool, typer.Option(
         help="Continue the model in --output bit-exactly where it stopped, with its "
-             "settings (-k, --sampler, --shards, --seed and the priors given again must "
-             "agree with them).")] = False,
+             "settings (-k, --sampler, --shards, --seed, the priors and "
+             "--optimize-burn-in given again must agree with them).")] = False,
     dask: Annotated[Optional[str], typer.Option(
         help="Train on a Dask cluster: a scheduler address (tcp://host:8786) or local:N "
              "(starts N local worker processes). Needs the 'distributed' extra.")] = None,
@@ -108,7 +110,8 @@ def train(
     io.check_target(output)  # not a model folder: refused before any work
     given = {"--topics": topics, "--sampler": sampler, "--shards": shards, "--seed": seed,
              "--alpha": None if alpha is None else _prior(alpha),
-             "--beta": None if beta is None else _prior(beta)}
+             "--beta": None if beta is None else _prior(beta),
+             "--optimize-burn-in": optimize_burn_in}
     chosen = {option: _CHAIN_OPTIONS[option][1] if value is None else value
               for option, value in given.items()}
     if dask is not None:
@@ -118,7 +121,8 @@ def train(
             _train_on_dask(source, output, dask, partitions, sweeps_per_round, resume, err,
                            show, stopped, dict(
                                topics=chosen["--topics"], alpha=chosen["--alpha"],
-                               beta=chosen["--beta"], optimize_burn_in=optimize_burn_in,
+                               beta=chosen["--beta"],
+                               optimize_burn_in=chosen["--optimize-burn-in"],
                                iterations=iterations,
                                sampler=chosen["--sampler"], seed=chosen["--seed"],
                                user=user, item=item, checkpoint_every=checkpoint_every,
@@ -146,7 +150,7 @@ def train(
                         n_iter=200 if iterations is None else iterations,
                         random_state=chosen["--seed"], sampler=chosen["--sampler"],
                         n_shards=chosen["--shards"], n_jobs=threads,
-                        optimize_burn_in=optimize_burn_in,
+                        optimize_burn_in=chosen["--optimize-burn-in"],
                         **{name: value for name, value in (
                             ("eval_every", eval_every), ("heldout_users", heldout_users))
                            if value is not None})

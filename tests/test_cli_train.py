@@ -486,7 +486,8 @@ def test_docs_say_which_samplers_use_threads():
 # the options that fix the chain, a value other than the saved model's, and the saved one
 CHANGED_OPTIONS = [("-k", "--topics", "5", "4"), ("--sampler", "--sampler", "dense", "auto"),
                    ("--shards", "--shards", "2", "1"), ("--seed", "--seed", "2", "1"),
-                   ("--alpha", "--alpha", "0.1", "auto"), ("--beta", "--beta", "0.5", "0.01")]
+                   ("--alpha", "--alpha", "0.1", "auto"), ("--beta", "--beta", "0.5", "0.01"),
+                   ("--optimize-burn-in", "--optimize-burn-in", "20", "10")]
 
 
 @pytest.mark.parametrize("option, name, value, saved", CHANGED_OPTIONS)

@@ -92,6 +92,10 @@ def test_resume_keeps_the_learned_priors(two_workers, planted, tmp_path):
     with pytest.raises(ValueError, match="has alpha='auto', this model"):
         DistributedLDA(5, alpha=0.1, checkpoint=tmp_path / "run.npz",
                        **settings).fit(planted.corpus, two_workers, resume=True)
+    # so is another learning schedule (the chain would learn at other sweeps)
+    with pytest.raises(ValueError, match="has optimize_burn_in=10, this model 20"):
+        DistributedLDA(5, checkpoint=tmp_path / "run.npz", **(settings | {
+            "optimize_burn_in": 20})).fit(planted.corpus, two_workers, resume=True)
     with np.load(tmp_path / "run.npz", allow_pickle=False) as npz:
         arrays = dict(npz)
     meta = json.loads(str(arrays["meta"]))

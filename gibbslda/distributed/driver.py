@@ -326,10 +326,14 @@ class Run:
         """The settings a checkpoint must agree with: the priors as set ("auto" or the
         values), not as learned."""
         m = self.model
-        return {"n_topics": m.n_topics, "n_partitions": self.est.n_partitions,
-                "sampler": m.sampler,
-                "alpha": "auto" if isinstance(m.alpha, str) else m._alpha.tolist(),
-                "beta": "auto" if isinstance(m.beta, str) else m._beta}
+        settings = {"n_topics": m.n_topics, "n_partitions": self.est.n_partitions,
+                    "sampler": m.sampler,
+                    "alpha": "auto" if isinstance(m.alpha, str) else m._alpha.tolist(),
+                    "beta": "auto" if isinstance(m.beta, str) else m._beta}
+        if isinstance(m.alpha, str) or isinstance(m.beta, str):  # when they are learned
+            settings |= {"optimize_every": m.optimize_every,
+                         "optimize_burn_in": m.optimize_burn_in}
+        return settings
 
     def result(self) -> LDA:
         c, m = self.corpus, self.model

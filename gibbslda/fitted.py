@@ -21,7 +21,7 @@ class FittedAttributes:
         (n_k + V beta).
 
         Built on first access from the sparse counts and kept until the chain changes (the
-        same array each time, read-only: copy it to write into it): 8 K V bytes (2 GB at
+        same array each time: copy it before writing into it): 8 K V bytes (2 GB at
         K = 500, V = 500k). For big models :meth:`topic_word` gives it as float32 (half
         that) or sparse (about 12 bytes a non-zero count), built anew each call and not
         kept."""
@@ -32,9 +32,9 @@ class FittedAttributes:
         """theta (D x K, float64): each training user's topic mix, (n_dk + alpha) /
         (n_d + sum alpha).
 
-        Built on first access and kept until the chain changes (the same array each time,
-        read-only: copy it to write into it): 8 D K bytes (4 GB at D = 1M, K = 500).
-        :meth:`doc_topic` gives some users' rows, or float32, without keeping them."""
+        Built on first access and kept until the chain changes (the same array each time):
+        8 D K bytes (4 GB at D = 1M, K = 500). :meth:`doc_topic` gives some users' rows, or
+        float32, without keeping them."""
         return self._per_state("doc_topic", _scores.doc_topic)
 
     components_ = topic_word_
@@ -91,10 +91,7 @@ class FittedAttributes:
         if cache is None or cache["state"] is not state or cache["key"] != key:
             cache = self._state_cache = {"state": state, "key": key}
         if name not in cache:
-            value = build(state)
-            if isinstance(value, np.ndarray):  # shared by every later call: read-only
-                value.flags.writeable = False
-            cache[name] = value
+            cache[name] = build(state)
         return cache[name]
 
     @property

@@ -107,21 +107,6 @@ def test_fitted_matrices_are_the_formulas_built_once(fitted):
     np.testing.assert_allclose(rebuilt, phi, rtol=ORDER_TOL, atol=0)
 
 
-def test_the_kept_matrices_are_read_only(fitted):
-    """The kept phi and theta are shared by every later call (recommend, transform): a
-    caller writing into one would change what the model gives next, so they are read-only
-    and a copy is the caller's own."""
-    phi, theta = fitted.topic_word_, fitted.doc_topic_
-    for kept in (phi, theta, fitted.components_):
-        with pytest.raises(ValueError, match="read-only"):
-            kept /= 2.0
-    own = fitted.topic_word_.copy()
-    own /= 2.0  # a copy is writable and leaves the model alone
-    n_dk, _, theta_ref, phi_ref = dense(fitted)
-    assert np.array_equal(fitted.topic_word_, phi_ref)
-    assert np.array_equal(fitted.doc_topic_, theta_ref)
-
-
 def test_the_kept_values_follow_the_chain():
     """A sweep (resume), learned priors or a new fit changes what topic_word_, doc_topic_
     and the sparse tables hold; nothing stale is served."""

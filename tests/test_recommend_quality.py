@@ -512,6 +512,39 @@ def test_em_share_fold_in_matches_the_reference():
     assert share[1] == 0.3 and not np.allclose(share, 0.3)  # no tokens: the prior mean
 
 
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2,
+                    reason="needs 2 numba threads")
+def test_em_fold_ins_are_the_same_on_one_and_two_threads():
+    """The fold-ins run users in chunks over the threads; every sum keeps index order, so
+    the result is bit for bit the same on 1 and 2 threads. An alpha whose sum depends on
+    the order of addition (1 + six times 1e-16) and 700 users (44 chunks)."""
+    import numba
+
+    rng = np.random.default_rng(8)
+    k, v = 7, 40
+    phi_wk = np.ascontiguousarray(rng.dirichlet(np.ones(v), size=k).T)
+    lengths = rng.integers(0, 12, size=700)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    words = rng.integers(v, size=indptr[-1]).astype(np.int32)
+    weight = rng.uniform(0.1, 2.0, size=indptr[-1])
+    pop = rng.dirichlet(np.ones(v))
+    before = numba.get_num_threads()
+    for alpha in (np.array([1.0] + [1e-16] * 6), rng.uniform(0.01, 0.5, size=k)):
+        runs = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            try:
+                out, theta, share = np.empty((700, k)), np.empty((700, k)), np.empty(700)
+                em_theta(indptr, words, weight, phi_wk, alpha, np.int64(10), out)
+                em_theta_share(indptr, words, weight, phi_wk, alpha, pop,
+                               np.array([0.3, 5.0]), np.int64(10), theta, share)
+            finally:
+                numba.set_num_threads(before)
+            runs.append((out, theta, share))
+        for one, two in zip(*runs):
+            np.testing.assert_array_equal(one, two)
+
+
 def _followers(seed, *, topics=8, block=60, hits=40, n=600, length=30, teachers=1000):
     """Half the users follow popularity: half their ``length`` events among ``hits``
     bestsellers that belong to no interest, half in one interest (``block`` items each);

@@ -21,7 +21,7 @@ def em_theta(indptr, words, weight, phi_wk, alpha, n_iter, out):
     threads (each user's fit is its own: the same for any thread count)."""
     n_users = indptr.shape[0] - 1
     k_topics = phi_wk.shape[1]
-    alpha_sum = alpha.sum()
+    alpha_sum = _total(alpha)  # a plain loop: in a parallel kernel .sum() is a reduction
     for chunk in prange((n_users + USERS_A_CHUNK - 1) // USERS_A_CHUNK):
         acc = np.empty(k_topics)
         resp = np.empty(k_topics)
@@ -63,7 +63,7 @@ def em_theta_share(indptr, words, weight, phi_wk, alpha, pop, prior, n_iter, the
     without tokens keeps the prior means. Users in chunks over the threads, as em_theta."""
     n_users = indptr.shape[0] - 1
     k_topics = phi_wk.shape[1]
-    alpha_sum = alpha.sum()
+    alpha_sum = _total(alpha)  # a plain loop: in a parallel kernel .sum() is a reduction
     mean, strength = prior[0], prior[1]
     for chunk in prange((n_users + USERS_A_CHUNK - 1) // USERS_A_CHUNK):
         acc = np.empty(k_topics)
@@ -87,9 +87,19 @@ def em_theta_share(indptr, words, weight, phi_wk, alpha, pop, prior, n_iter, the
                     back += share[d] * pop[w] * scale
                     for k in range(k_topics):
                         acc[k] += resp[k] * scale
-                topical = acc.sum()
+                topical = _total(acc)
                 if topical + back <= 0.0:
                     break
                 for k in range(k_topics):
                     theta[d, k] = (alpha[k] + acc[k]) / (topical + alpha_sum)
                 share[d] = (strength * mean + back) / (strength + topical + back)
+
+
+@njit(cache=True, nogil=True)
+def _total(x):
+    """sum(x) in index order, whatever the thread count (numba makes ``x.sum()`` in a
+    parallel kernel a reduction whose order follows the threads)."""
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += x[i]
+    return total

@@ -72,43 +72,72 @@ app.command("forecast-eval", epilog=forecast.EVAL_EXAMPLE)(forecast.forecast_eva
 
 def run() -> None:
     """Console entry point: run the app; a library error becomes one line and exit 1."""
-    swallowed: list[KeyboardInterrupt] = []
-    redeliveries: list[threading.Timer] = []
-    previous_hook = sys.unraisablehook
+    with _SwallowedCtrlC() as ctrl_c:
+        try:
+            app(prog_name="gibbslda")
+        except SystemExit as exc:
+            ctrl_c.settle()
+            # typer turns Ctrl-C into a silent exit 130; report it through the table.
+            interrupt = _interrupt_in_chain(exc)
+            if interrupt is None:
+                raise
+            _exit(interrupt)
+        except BaseException as exc:  # noqa: BLE001 - mapped by ERRORS, else re-raised
+            ctrl_c.settle()
+            if ctrl_c.caught and _interrupt_in_chain(exc) is None:
+                exc = ctrl_c.caught[0]
+            _exit(exc)
 
-    def hook(unraisable) -> None:
-        # A Ctrl-C that lands inside a C callback (numba's first compile calls back into
-        # Python through ctypes to write its cache) is swallowed there, printed as
-        # "Exception ignored", and numba may then fail with an unrelated error. Keep it
-        # quiet, report a failure that follows as the interruption it is, and deliver it
-        # again once out of the callback (from a timer: a signal raised in this hook would
-        # be swallowed with it).
+
+class _SwallowedCtrlC:
+    """A Ctrl-C that lands inside a C callback (numba's first compile calls back into
+    Python through ctypes to write its cache) is swallowed there, printed as "Exception
+    ignored", and numba may then fail with an unrelated error. While the command runs,
+    such an interrupt is kept quiet (``caught``: a failure that follows is reported as
+    the interruption it is) and delivered again 50 ms later from a timer (a signal raised
+    in the hook would be swallowed with it), so it is never lost. :meth:`settle`, once the
+    command has ended, stops the re-delivery, and one already on its way is ignored
+    rather than breaking the report."""
+
+    def __init__(self):
+        self.caught: list[KeyboardInterrupt] = []
+        self._timers: list[threading.Timer] = []
+        self._lock = threading.Lock()
+        self._settled = False
+        self._previous = sys.unraisablehook
+
+    def __enter__(self) -> "_SwallowedCtrlC":
+        sys.unraisablehook = self._hook
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.settle()
+        sys.unraisablehook = self._previous
+
+    def _hook(self, unraisable) -> None:
         if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-            previous_hook(unraisable)
+            self._previous(unraisable)
             return
-        swallowed.append(unraisable.exc_value)
-        timer = threading.Timer(0.05, _ctrl_c_again, args=(threading.get_ident(),))
+        self.caught.append(unraisable.exc_value)
+        timer = threading.Timer(0.05, self._again, args=(threading.get_ident(),))
         timer.daemon = True
-        redeliveries.append(timer)
+        self._timers.append(timer)
         timer.start()
 
-    sys.unraisablehook = hook
-    try:
-        app(prog_name="gibbslda")
-    except SystemExit as exc:
-        # typer turns Ctrl-C into a silent exit 130; report it through the table.
-        interrupt = _interrupt_in_chain(exc)
-        if interrupt is None:
-            raise
-        _exit(interrupt)
-    except BaseException as exc:  # noqa: BLE001 - mapped by ERRORS, else re-raised
-        if swallowed and _interrupt_in_chain(exc) is None:
-            exc = swallowed[0]
-        _exit(exc)
-    finally:
-        sys.unraisablehook = previous_hook
-        for timer in redeliveries:
+    def _again(self, thread: int) -> None:
+        with self._lock:
+            if not self._settled:
+                _ctrl_c_again(thread)
+
+    def settle(self) -> None:
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+        for timer in self._timers:
             timer.cancel()
+        if self._timers and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # one sent before: not raised
 
 
 def _ctrl_c_again(thread: int) -> None:

@@ -101,6 +101,7 @@ from gibbslda._kernels.foldin_em import em_theta, em_theta_share
 from gibbslda._kernels.neighbours import interest_agreement
 from gibbslda.baselines import EASE, ItemKNN
 from gibbslda.corpus import Corpus, as_corpus
+from gibbslda.model import _threads
 from gibbslda.ranking import _as_csr
 from gibbslda.validation import Judge, new_items, split, subset_tokens
 
@@ -207,7 +208,10 @@ class Scorer:
                        self.half_life, self.popularity, self.strength)
 
     def __call__(self, users) -> np.ndarray:
-        users = np.asarray(users, dtype=np.int64)
+        with _threads(self.parts.model.n_jobs):  # the kernels run on the model's threads
+            return self._scores(np.asarray(users, dtype=np.int64))
+
+    def _scores(self, users: np.ndarray) -> np.ndarray:
         theta, share = self.mix(users)
         scores = theta @ self.parts.phi(self.averaged)
         lam = self.popularity if share is None else share[:, None]  # one share, or each's
@@ -352,10 +356,16 @@ class _Once:
 
 def choose(model, *, refresh: bool = False) -> Choice:
     """Learn every variant's settings and the default on a validation split of the
-    training corpus (see the module docstring); cached as ``model.ranking_``."""
+    training corpus (see the module docstring), on the model's ``n_jobs`` threads (the
+    choice is the same on any number); cached as ``model.ranking_``."""
     cached = model.__dict__.get("ranking_")
     if cached is not None and not refresh:
         return cached
+    with _threads(model.n_jobs):
+        return _choose(model)
+
+
+def _choose(model) -> Choice:
     started = time.perf_counter()
     if model.n_topics * model.corpus_.n_items > DENSE_VALUES:
         # the variants read a dense K x V phi and score users x V rows: past this size the

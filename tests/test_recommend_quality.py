@@ -545,6 +545,24 @@ def test_em_fold_ins_are_the_same_on_one_and_two_threads():
             np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2,
+                    reason="needs 2 numba threads")
+def test_the_choice_is_the_same_on_one_and_two_threads(drifting_model):
+    """choose() runs its kernels on the model's n_jobs threads: the same validation
+    figures, settings and choice, bit for bit, on 1 and 2."""
+    import copy
+
+    choices = []
+    for n_jobs in (1, 2):
+        model = copy.deepcopy(drifting_model)
+        model.n_jobs = n_jobs
+        choices.append(rankers.choose(model, refresh=True))
+    one, two = choices
+    assert one.recall == two.recall and one.chosen == two.chosen
+    assert (one.half_life_days, one.popularity, one.knn_blend, one.ease_blend) == \
+        (two.half_life_days, two.popularity, two.knn_blend, two.ease_blend)
+
+
 def _followers(seed, *, topics=8, block=60, hits=40, n=600, length=30, teachers=1000):
     """Half the users follow popularity: half their ``length`` events among ``hits``
     bestsellers that belong to no interest, half in one interest (``block`` items each);

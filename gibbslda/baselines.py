@@ -139,8 +139,9 @@ class EASE(_Baseline):
     lower index) are kept: the other items score ``-inf`` (never recommended) and are
     ignored in histories. With fewer training users n (holding a kept item) than m, the
     same P comes from an n x n inverse (Woodbury): P = (I - X^T (X X^T + l2 I)^-1 X) / l2,
-    so the fit costs O(n^2 m + n^3) and 8 n m bytes instead of O(m^3) and 8 m^2, and a
-    user scores x P = (x - (x X^T) (X X^T + l2 I)^-1 X) / l2 without B being built (on
+    so the fit costs O(n^2 m + n^3) time instead of O(m^3), keeps X and the n x n inverse
+    (8 n m + 8 n^2 bytes instead of B's 8 m^2), and a user scores
+    x P = (x - (x X^T) (X X^T + l2 I)^-1 X) / l2 without B being built (on
     MovieLens-small, 609 users and 5000 kept items: a 609 x 609 inverse, not 5000 x
     5000). Both forms give the same scores up to rounding.
 
@@ -189,8 +190,9 @@ class EASE(_Baseline):
             x[np.searchsorted(users, rows), pos[pos >= 0]] = 1.0
             inner = x @ x.T
             inner[np.diag_indices_from(inner)] += float(self.l2)
-            mx = np.linalg.inv(inner) @ x  # (X X^T + l2 I)^-1 X
-            self._dual = (x, mx, (1.0 - np.einsum("ij,ij->j", x, mx)) / float(self.l2))
+            inverse = np.linalg.inv(inner)  # M = (X X^T + l2 I)^-1
+            diagonal = (1.0 - np.einsum("ij,ij->j", x, inverse @ x)) / float(self.l2)
+            self._dual = (x, inverse, diagonal)
             return self
         ptr = np.zeros(user_ptr.size, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=user_ptr.size - 1), out=ptr[1:])
@@ -202,9 +204,11 @@ class EASE(_Baseline):
 
     @property
     def weights_(self) -> np.ndarray:
+        if not hasattr(self, "_dual"):
+            raise NotFittedError("this EASE is not fitted yet: call fit(train) first")
         if self._weights is None:  # the n x n form: P = (I - X^T (X X^T + l2 I)^-1 X) / l2
-            x, mx, _ = self._dual
-            precision = -(x.T @ mx)
+            x, inverse, _ = self._dual
+            precision = -(x.T @ (inverse @ x))
             precision[np.diag_indices_from(precision)] += 1.0
             self._weights = _zero_diagonal(precision / float(self.l2))
         return self._weights
@@ -221,8 +225,8 @@ class EASE(_Baseline):
         if self._dual is None:
             out[:, self.items_] = x @ self._weights
         else:  # x B = x - (x P) / diag(P), x P = (x - (x X^T) M X) / l2
-            train, mx, diagonal = self._dual
-            xp = (x - (x @ train.T) @ mx) / float(self.l2)
+            train, inverse, diagonal = self._dual
+            xp = (x - ((x @ train.T) @ inverse) @ train) / float(self.l2)
             out[:, self.items_] = x - xp / diagonal
         return out
 

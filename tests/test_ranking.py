@@ -299,6 +299,8 @@ def test_ease_with_fewer_users_than_items_matches_the_closed_form(max_items):
     row = np.zeros(kept.size)
     row[np.isin(kept, [10, 11, 12])] = 1.0
     np.testing.assert_allclose(new[0, kept], row @ b, atol=1e-12)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        EASE().weights_
 
 
 def test_ease_keeps_only_the_most_popular_items():

@@ -96,6 +96,14 @@ def test_resume_keeps_the_learned_priors(two_workers, planted, tmp_path):
     with pytest.raises(ValueError, match="has optimize_burn_in=10, this model 20"):
         DistributedLDA(5, checkpoint=tmp_path / "run.npz", **(settings | {
             "optimize_burn_in": 20})).fit(planted.corpus, two_workers, resume=True)
+    # a checkpoint with fixed priors (every one before they were learned by default),
+    # resumed with the new default: refused, saying which numbers to give
+    fixed = dict(settings, n_iter=2, alpha=0.1, beta=0.01)
+    DistributedLDA(5, checkpoint=tmp_path / "fixed.npz", **fixed).fit(planted.corpus,
+                                                                      two_workers)
+    with pytest.raises(ValueError, match=r"fixed priors .* --alpha 0.1 --beta 0.01\)$"):
+        DistributedLDA(5, checkpoint=tmp_path / "fixed.npz", **settings).fit(
+            planted.corpus, two_workers, resume=True)
     with np.load(tmp_path / "run.npz", allow_pickle=False) as npz:
         arrays = dict(npz)
     meta = json.loads(str(arrays["meta"]))

@@ -297,8 +297,13 @@ class Run:
         saved = meta.get("settings") or {}
         for name, value in self._settings().items():
             if saved.get(name) != value:
+                fixed = (name in ("alpha", "beta") and value == "auto"
+                         and saved.get(name) is not None)
+                hint = ("; it has fixed priors (0.1 and 0.01 were the defaults before "
+                        "priors were learned): give them to resume it (train --dask: "
+                        "--alpha 0.1 --beta 0.01)") if fixed else ""
                 raise ValueError(f"checkpoint {path} has {name}={saved.get(name)!r}, this "
-                                 f"model {value!r}: they must agree to resume")
+                                 f"model {value!r}: they must agree to resume{hint}")
         n, p, k = self.corpus.n_tokens, self.est.n_partitions, self.model.n_topics
         z, rng = arrays["z"], arrays["rng"]
         if (z.shape != (n,) or z.dtype != np.int32 or rng.shape != (p, 4)

@@ -68,7 +68,7 @@ class LDA(FittedAttributes):
         a token, parallel, the same held-out likelihood at equal sweeps) for
         ``AUTO_WARP_TOPICS`` (20) topics or more on ``AUTO_WARP_TOKENS`` (50,000) tokens or
         more with ``n_shards=1``; otherwise the exact chain: "dense" below
-        ``AUTO_SPARSE_TOPICS`` (40) topics, "sparse" from there on. The choice depends on
+        ``AUTO_SPARSE_TOPICS`` (32) topics, "sparse" from there on. The choice depends on
         K, the corpus size and ``n_shards`` only, never on the thread count (figures:
         bench/README.md, "What auto picks"). "warp" runs on ``n_jobs`` threads, same
         result for any number. "vector" (K <= 64) is "dense" in float32 vectors.
@@ -462,8 +462,10 @@ class LDA(FittedAttributes):
 # chain: dense (V x K counts, O(K) a token) below AUTO_SPARSE_TOPICS, sparse (packed
 # counts, O(K_d + K_w)) from there on. mh is never picked: it needs more sweeps for the same
 # held-out likelihood; ask for it by name. The figures: bench/README.md, sections "What
-# auto picks", "Dense or sparse counts: the crossover" and "The warp sampler".
-AUTO_SPARSE_TOPICS = 40
+# auto picks", "Dense or sparse counts: the crossover", "The warp sampler" and "Issue 13:
+# the exact chain's samplers on a quiet machine" (dense to K = 24, sparse from 32; vector
+# never the fastest there).
+AUTO_SPARSE_TOPICS = 32
 AUTO_WARP_TOPICS = 20
 AUTO_WARP_TOKENS = 50_000
 

@@ -198,7 +198,7 @@ def test_every_sampler_reaches_the_same_quality(held_out):
 
 
 def test_auto_picks_by_topics_tokens_and_shards(planted):
-    """Below 50,000 tokens the exact chain (dense below 40 topics, sparse from 40); from
+    """Below 50,000 tokens the exact chain (dense below 32 topics, sparse from 32); from
     50,000 tokens warp from 20 topics, unless shards are asked for."""
     def chosen(corpus, n_topics, n_shards=1):
         return LDA(n_topics, n_iter=0, random_state=0,
@@ -206,7 +206,7 @@ def test_auto_picks_by_topics_tokens_and_shards(planted):
 
     small = planted.corpus
     assert small.n_tokens < 50_000
-    assert (chosen(small, 39), chosen(small, 40), chosen(small, 1000)) == (
+    assert (chosen(small, 31), chosen(small, 32), chosen(small, 1000)) == (
         "dense", "sparse", "sparse")
     big = planted_corpus(1000, 300, 5, mean_length=50, seed=3).corpus
     assert big.n_tokens >= 50_000

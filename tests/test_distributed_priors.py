@@ -12,15 +12,7 @@ distributed = pytest.importorskip("distributed")
 
 from gibbslda import LDA, _rng, priors, sampler  # noqa: E402
 from gibbslda.distributed import PURPOSE, DistributedLDA  # noqa: E402
-from tests.test_distributed import _cluster  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def two_workers():
-    cluster, client = _cluster(2)
-    yield client
-    client.close()
-    cluster.close()
+from tests.test_distributed import two_workers  # noqa: E402, F401 (a fixture: own cluster here)
 
 
 def test_one_partition_is_lda_learning_its_priors(two_workers, planted):

@@ -31,8 +31,8 @@ Every variant scores p(item | user) from the users' histories (a
   maximum) as (1 - b) lda + b partner, b learned. EASE inverts an m x m matrix, m =
   min(V, ``EASE_ITEMS``): O(m^3) time, 8 m^2 bytes (5000 items: 200 MB, seconds), or, with
   fewer training users n than m, an n x n one (:class:`~gibbslda.baselines.EASE`'s
-  Woodbury form: O(n^2 m), 8 n m bytes); items beyond the m most popular get no EASE
-  part (they rank by the LDA part only).
+  Woodbury form: O(n^2 m), 8 n m + 8 n^2 bytes); items beyond the m most popular get no
+  EASE part (they rank by the LDA part only).
 - ``"lda+iknn"``: item-item similarity within interests, blended the same way, b learned:
   the partner scores item i for a user with items H as sum over distinct j in H of
   s(j, i) a(i, j), s the item-kNN cosine similarity (j's ``KNN_NEIGHBOURS`` kept
@@ -66,16 +66,17 @@ the default is honest about it); the per-user shares are kept when their best va
 validates above the one share's best (or ties it with a better ``lda+pop``), so they
 never lower the default's validation recall; "chosen" is the best of all, ties to the
 simpler variant (earlier in ``NAMES``). Its cost: one fit of each partner without the
-hidden tokens (EASE's O(min(n, m)^3) dominates on small corpora), one leave-out phi, 6 fold-ins
-(one per half-life) and 4 EM fits of the shares, 17 score blocks of the validation users,
-and 24 (48 with per-user shares) blends judged on the fly from an LDA block and each
-partner's block, never built (bench/README.md, against the fit).
+hidden tokens (EASE's O(min(n, m)^3) dominates on small corpora), one leave-out phi, 6
+fold-ins (one per half-life) and 4 EM fits of the shares, 17 score blocks of the
+validation users, and 24 (48 with per-user shares) blends judged on the fly from an LDA
+block and each partner's block, never built (bench/README.md, against the fit), on the
+model's ``n_jobs`` threads.
 
 The fitted partner is not saved (EASE's B is 4 m^2 bytes even in float32: 100 MB at
 m = 5000, more than most model folders): when the chosen variant is ``"lda+knn"``,
 ``"lda+ease"`` or ``"lda+iknn"``, the first blended scoring in a process refits it on the
-training corpus (EASE: O(min(n, m)^3), seconds at n, m >= 5000; kNN: O(co-occurrences)), then keeps it
-on the model.
+training corpus (EASE: O(min(n, m)^3), seconds at n, m >= 5000; kNN: O(co-occurrences)),
+then keeps it on the model.
 
 Usage: ``variants(model, history)[name]`` is a callable ``users -> (len(users), V)`` float
 scores (rows of ``history``) that :func:`gibbslda.ranking.evaluate_rankings` takes as its

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gibbslda._kernels.neighbours import cooccurrence, cosine_neighbours, sparse_product
+from gibbslda._kernels.neighbours import (cooccurrence, cosine_neighbours, dense_row_sums,
+                                          sparse_product)
 from gibbslda.errors import NotFittedError
 from gibbslda.ranking import _as_csr, _n_items, _pairs
 
@@ -219,15 +220,21 @@ class EASE(_Baseline):
         if not hasattr(self, "_dual"):
             raise NotFittedError("this EASE is not fitted yet: call fit(train) first")
         pos = self._position[w]
+        out = np.full((n, self.n_items_), -np.inf)
+        if self._dual is None:  # x B as the sum of B's rows of the user's items
+            kept = pos >= 0
+            ptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(r[kept], minlength=n), out=ptr[1:])
+            part = np.zeros((n, self.items_.size), dtype=np.float64)
+            dense_row_sums(ptr, pos[kept].astype(np.int32), self._weights, part)
+            out[:, self.items_] = part
+            return out
+        # the n x n form: x B = x - (x P) / diag(P), x P = (x - (x X^T) M X) / l2
         x = np.zeros((n, self.items_.size), dtype=np.float64)
         x[r[pos >= 0], pos[pos >= 0]] = 1.0
-        out = np.full((n, self.n_items_), -np.inf)
-        if self._dual is None:
-            out[:, self.items_] = x @ self._weights
-        else:  # x B = x - (x P) / diag(P), x P = (x - (x X^T) M X) / l2
-            train, inverse, diagonal = self._dual
-            xp = (x - ((x @ train.T) @ inverse) @ train) / float(self.l2)
-            out[:, self.items_] = x - xp / diagonal
+        train, inverse, diagonal = self._dual
+        xp = (x - ((x @ train.T) @ inverse) @ train) / float(self.l2)
+        out[:, self.items_] = x - xp / diagonal
         return out
 
 

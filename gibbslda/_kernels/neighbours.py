@@ -77,3 +77,17 @@ def cooccurrence(user_ptr, user_items, gram):
             v = user_items[a]
             for b in range(user_ptr[d], user_ptr[d + 1]):
                 gram[v, user_items[b]] += 1.0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def dense_row_sums(user_ptr, user_items, weights, out):
+    """out[d] += the rows ``weights[v]`` of the user's items v (a sparse binary history
+    times a dense matrix: O(nnz x columns), not O(users x rows x columns)). Users in
+    chunks over the threads; each row's sum runs in the user's item order."""
+    n_users = user_ptr.shape[0] - 1
+    for chunk in prange((n_users + ITEMS_A_CHUNK - 1) // ITEMS_A_CHUNK):
+        for d in range(chunk * ITEMS_A_CHUNK, min(n_users, (chunk + 1) * ITEMS_A_CHUNK)):
+            for q in range(user_ptr[d], user_ptr[d + 1]):
+                v = user_items[q]
+                for w in range(weights.shape[1]):
+                    out[d, w] += weights[v, w]
